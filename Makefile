@@ -1,0 +1,57 @@
+# zooflow: `make demo` runs every task's demo pipeline; `make test` runs the test suite.
+# Both install what they need first, once.
+#
+# The heavy dependencies (torch's CUDA build alone is ~5 GB) live in one environment under the
+# user's cache, keyed by the hash of the pinned requirements, so every fresh clone on this
+# machine (CI clones afresh each run) reuses it. Each clone gets a thin .venv that sees those
+# packages through a .pth file and holds only the editable zooflow install.
+
+SHELL := /bin/bash
+PYTHON ?= python3.11
+ZOOFLOW_CACHE ?= $(HOME)/.cache/zooflow
+REQ_HASH := $(shell cat requirements.txt requirements-nodeps.txt | sha256sum | cut -c1-12)
+DEPS := $(ZOOFLOW_CACHE)/deps-$(REQ_HASH)
+VENV := .venv
+PY := $(VENV)/bin/python
+SITE := lib/python3.11/site-packages
+STAMP := $(VENV)/.deps-$(REQ_HASH)
+PYTEST_ARGS ?=
+
+export ZOOFLOW_OFFLINE ?= 1
+
+.PHONY: install demo test test-fast ui clean-venv
+
+install: $(STAMP)
+
+$(DEPS)/.complete: requirements.txt requirements-nodeps.txt
+	@if [ -d "$(DEPS)" ] && [ ! -f "$(DEPS)/.complete" ]; then echo "removing half-built $(DEPS)"; rm -rf "$(DEPS)"; fi
+	@echo "Installing the pinned dependencies into $(DEPS) (once per machine; ~5-8 min)"
+	$(PYTHON) -m venv "$(DEPS)"
+	"$(DEPS)/bin/python" -m pip install --quiet --upgrade pip
+	"$(DEPS)/bin/python" -m pip install --quiet -r requirements.txt
+	"$(DEPS)/bin/python" -m pip install --quiet --no-deps -r requirements-nodeps.txt
+	touch "$(DEPS)/.complete"
+
+$(STAMP): $(DEPS)/.complete pyproject.toml
+	rm -rf $(VENV)
+	$(PYTHON) -m venv --without-pip $(VENV)
+	@# pip and setuptools come from the shared environment through the .pth file below.
+	echo "$(abspath $(DEPS))/$(SITE)" > $(VENV)/$(SITE)/_zooflow_deps.pth
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+demo: install
+	$(PY) -m zooflow data ensure-demo
+	$(PY) -m zooflow demo
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: install
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+ui: install
+	$(PY) -m zooflow ui
+
+clean-venv:
+	rm -rf $(VENV)

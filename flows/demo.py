@@ -1,0 +1,22 @@
+"""Every task model's demo profile, one after another, in one Prefect flow (one process, so
+the local Prefect API starts once)."""
+
+from __future__ import annotations
+
+import sys
+
+from prefect import flow
+
+from flows.pipeline import train_task
+from zooflow.config import all_runs
+
+
+@flow(name="demo-all-tasks", log_prints=True)
+def demo_all(profile: str = "demo") -> list[dict]:
+    """Run ``train_task`` for every (task, model) that has ``profile``; the summary rows."""
+    return [train_task(task, model, profile) for task, model in all_runs(profile)]
+
+
+if __name__ == "__main__":
+    for row in demo_all(*(sys.argv[1:2] or ["demo"])):
+        print(row)

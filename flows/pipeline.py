@@ -1,0 +1,66 @@
+"""The governed pipeline for one task model, as one Prefect flow.
+
+    data (DVC) -> validate (GX) -> train -> evaluate -> register (MLflow) -> promote -> card
+
+Run it with ``zooflow run classification --model vgg16-transfer --profile demo`` or
+``python -m flows.pipeline classification vgg16-transfer demo``. Without ``PREFECT_API_URL``
+Prefect starts a temporary local API; with it, runs show up on that server.
+The flow knows nothing about any particular task: every step goes through the task contract.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
+from pathlib import Path
+
+from zooflow import steps
+
+# I/O steps retry (a locked SQLite file, a busy remote); training never does: a retry would
+# hide a real failure and the rerun resumes from the checkpoint anyway.
+IO = {"retries": 2, "retry_delay_seconds": 2}
+
+start_run = task(steps.start_run, name="start-run", **IO)
+prepare_data = task(steps.prepare_data, name="data", **IO)
+validate_data = task(steps.validate_data, name="validate")
+train = task(steps.train, name="train", retries=0)
+evaluate = task(steps.evaluate, name="evaluate")
+register = task(steps.register, name="register", **IO)
+promote = task(steps.promote, name="promote", **IO)
+write_card = task(steps.write_card, name="model-card", **IO)
+finish = task(steps.finish, name="finish", **IO)
+
+
+def _artifact_key(name: str, version: str) -> str:
+    return re.sub(r"[^a-z0-9-]", "-", f"card-{name}-v{version}".lower())
+
+
+@flow(name="train-task", log_prints=True)
+def train_task(task: str, model: str, profile: str = "demo") -> dict:
+    """Run one task model through the whole governed chain; returns the summary row."""
+    run = start_run(task, model, profile)
+    data = None
+    try:
+        data = prepare_data(run)
+        validation = validate_data(run)
+        trained = train(run, data["tag"])
+        evaluation = evaluate(run, trained)
+        registered = register(run, data, validation, trained, evaluation)
+        decision = promote(run, registered, evaluation)
+        card = write_card(run, data, validation, trained, evaluation, registered, decision)
+        create_markdown_artifact(Path(card["markdown"]).read_text(),
+                                 key=_artifact_key(registered["name"], registered["version"]),
+                                 description=f"model card of {registered['name']} v{registered['version']}")
+    except BaseException:
+        finish(run, "FAILED")
+        raise
+    finish(run, "FINISHED", data["tag"])
+    return {**steps.summary_row(registered, evaluation, decision), "run_id": run["run_id"],
+            "card": card["html"]}
+
+
+if __name__ == "__main__":
+    print(train_task(*sys.argv[1:4]))

@@ -1,0 +1,3 @@
+from zooflow.cli import main
+
+main()

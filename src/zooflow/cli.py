@@ -1,0 +1,211 @@
+"""``zooflow``: run pipelines, manage data versions, list, promote and review models.
+
+Heavy libraries (torch, MLflow, Prefect, GX, DVC) are imported inside the commands, so
+``zooflow --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="zooflow: the book's deep-learning tasks as governed pipelines.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+data_app = typer.Typer(help="Data versions (DVC): demo data, imports, status.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+console = Console()
+
+
+def _root() -> Path:
+    from zooflow import settings
+
+    return settings.project_root()
+
+
+def _flows():
+    """Import the flows package from the project checkout."""
+    root = str(_root())
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    import flows.demo
+    import flows.pipeline
+
+    return flows
+
+
+def _summary(rows: list[dict]) -> None:
+    table = Table(title="zooflow: registered models from this run")
+    for column in ("model", "version", "metric", "value", "alias"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(row[c]) for c in ("model", "version", "metric", "value", "alias")))
+    console.print(table)
+    from zooflow import settings
+
+    console.print(f"Model cards: {', '.join(row['card'] for row in rows)}")
+    console.print(f"MLflow UI: [bold]make ui[/bold] (or `mlflow ui --backend-store-uri {settings.tracking_uri()}`) "
+                  "then open http://127.0.0.1:5000")
+
+
+@app.command()
+def run(task: str = typer.Argument(..., help="task name, e.g. classification"),
+        model: str = typer.Option(..., "--model", "-m", help="model name, e.g. vgg16-transfer"),
+        profile: str = typer.Option("demo", "--profile", "-p", help="smoke | demo | book")) -> None:
+    """Run one task model through the governed pipeline."""
+    _summary([_flows().pipeline.train_task(task, model, profile)])
+
+
+@app.command()
+def demo(profile: str = typer.Option("demo", "--profile", "-p")) -> None:
+    """Run every task model's demo profile and print the summary table."""
+    _summary(_flows().demo.demo_all(profile))
+
+
+@data_app.command("demo")
+def data_demo() -> None:
+    """Build the demo datasets (seeded, deterministic) into data/, then dvc add + push."""
+    from zooflow.data import demo as demo_data
+    from zooflow.data import store
+
+    root = _root()
+    for folder, build in demo_data.BUILDERS.items():
+        counts = build(root / store.DATA_DIR / folder)
+        console.print(f"data/{folder}: {counts}")
+    console.print(f"data version: {store.commit(root)}")
+
+
+@data_app.command("ensure-demo")
+def data_ensure_demo() -> None:
+    """Make data/ match data.dvc: pull it, or rebuild the demo data when the remote lacks it."""
+    from zooflow.data import store
+
+    root = _root()
+    if (root / store.POINTER).exists():
+        try:
+            store.pull(root)
+            if store.is_clean(root):
+                console.print(f"data/ is at {store.pointer_md5(root)}")
+                return
+        except Exception as error:  # the local remote of a fresh clone is empty
+            console.print(f"dvc pull: {type(error).__name__}: {error}; rebuilding the demo data")
+    data_demo()
+
+
+@data_app.command("import")
+def data_import(task: str, source: Path) -> None:
+    """Take a dataset in the task's format (e.g. an ImageFolder) into data/ as a new version."""
+    from zooflow.config import load_task_file
+    from zooflow.data import store
+    from zooflow.data.importer import import_imagefolder
+
+    folder = load_task_file(task).data.folder
+    classes = import_imagefolder(source, _root() / store.DATA_DIR / folder)
+    console.print(f"data/{folder}: classes {classes}")
+    console.print(f"data version: {store.commit(_root())}")
+
+
+@data_app.command("commit")
+def data_commit() -> None:
+    """Record data/ as it is now as a new version (dvc add + push)."""
+    from zooflow.data import store
+
+    console.print(f"data version: {store.commit(_root())}")
+
+
+@data_app.command("status")
+def data_status() -> None:
+    """The data version of each task and whether data/ matches data.dvc."""
+    from zooflow.config import config_path, load_task_file
+    from zooflow.data import store
+
+    root = _root()
+    console.print(f"data.dvc md5: {store.pointer_md5(root)}")
+    console.print(f"data/ matches data.dvc: {store.is_clean(root)}")
+    for file in sorted(config_path("classification").parent.glob("*.yaml")):
+        folder = load_task_file(file.stem, file).data.folder
+        try:
+            version = store.version(root, folder)
+            console.print(f"  {file.stem}: {version.tag} ({version.files} files)")
+        except store.DataError as error:
+            console.print(f"  {file.stem}: {error}")
+
+
+@app.command()
+def models() -> None:
+    """Registered models with their versions, aliases and primary metric."""
+    from zooflow.registry.versions import list_models
+
+    table = Table(title="registered models")
+    columns = ("name", "version", "aliases", "metric", "value", "profile", "device", "decision")
+    for column in columns:
+        table.add_column(column)
+    for row in list_models():
+        table.add_row(*(row[c] for c in columns))
+    console.print(table)
+
+
+@app.command()
+def promote(name: str, version: str, reason: str = typer.Option(..., "--reason", help="why (logged)")) -> None:
+    """Make NAME VERSION the champion by hand; logged with who and why."""
+    from zooflow.registry import versions
+
+    ref = versions.get(name, version)
+    previous = versions.apply_alias(ref, versions.CHAMPION)
+    versions.tag_version(ref, {"promotion.decision": versions.CHAMPION, "promotion.reasons": f"manual: {reason}"})
+    versions.log_decision(ref, versions.CHAMPION, previous, f"manual: {reason}", {}, kind="manual")
+    console.print(f"{name} v{version} is champion (was v{previous.version if previous else '-'})")
+
+
+@app.command()
+def log(name: str = typer.Argument(None, help="a registered model name; all when left out")) -> None:
+    """The promotion log, newest first."""
+    from zooflow.registry.versions import promotion_log
+
+    table = Table(title="promotion log")
+    for column in ("when", "model", "version", "alias", "kind", "who", "from_version", "reason"):
+        table.add_column(column)
+    import datetime as dt
+
+    for row in promotion_log(name):
+        when = dt.datetime.fromtimestamp(row["when"] / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        table.add_row(when, *(row[c] for c in ("model", "version", "alias", "kind", "who", "from_version", "reason")))
+    console.print(table)
+
+
+@app.command()
+def card(spec: str = typer.Argument(..., help="NAME@ALIAS or NAME/VERSION"),
+         html: Path = typer.Option(None, "--html", help="also save the HTML card (with figures) into this folder")) -> None:
+    """Print a model version's card."""
+    import mlflow
+
+    from zooflow.registry import versions
+
+    ref = versions.resolve_spec(spec)
+    text = mlflow.artifacts.load_text(f"runs:/{ref.run_id}/card/model_card.md")
+    console.print(text, markup=False, highlight=False)
+    if html:
+        mlflow.artifacts.download_artifacts(f"runs:/{ref.run_id}/card", dst_path=str(html))
+        console.print(f"HTML card: {html / 'card' / 'model_card.html'}")
+
+
+@app.command()
+def ui(port: int = 5000) -> None:
+    """Open the MLflow UI on this project's store (127.0.0.1)."""
+    import subprocess
+
+    from zooflow import settings
+
+    subprocess.run([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", settings.tracking_uri(),
+                    "--host", "127.0.0.1", "--port", str(port)], check=False)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""Task configs: ``configs/<task>.yaml`` -> strict, typed pydantic objects.
+
+A task file declares its data checks, its promotion policy, its retraining schedule and its
+models; each model has ``defaults`` plus one block per profile (``smoke`` / ``demo`` /
+``book``). Resolving (task, model, profile) merges the two blocks into one ``RunConfig``.
+Every level forbids unknown keys, and the error names the file and the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+PROFILES = ("smoke", "demo", "book")
+
+
+class ConfigError(ValueError):
+    """A task config that cannot be used; the message names the file and the key."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataChecks(Strict):
+    """What validation demands of the task's data."""
+
+    folder: str = Field(description="sub-folder of data/ that holds this task's dataset")
+    min_images_per_class: int = 5
+    min_side: int = 8
+    max_side: int = 10_000
+
+
+class Policy(Strict):
+    """When a new model version may become ``champion``."""
+
+    threshold: float = Field(description="the primary metric must reach at least this")
+    margin: float = Field(0.0, ge=0, description="and beat the champion's by at least this")
+    gpu_required_profiles: tuple[str, ...] = ("book",)
+
+
+class Schedule(Strict):
+    cron: str = "0 3 * * 1"
+    timezone: str = "UTC"
+
+
+class TrainingOverrides(Strict):
+    """One profile block (or the model's defaults): every field optional, none unknown."""
+
+    pretrained: str | None = None
+    input_size: int | None = None
+    resize: int | None = None
+    width: float | None = None
+    hidden: int | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    momentum: float | None = None
+    lr: dict[str, float] | None = None
+    seed: int | None = None
+    num_workers: int | None = None
+    max_batches: int | None = None
+
+
+class ModelSpec(Strict):
+    architecture: str
+    description: str = ""
+    limitations: tuple[str, ...] = ()
+    defaults: TrainingOverrides = TrainingOverrides()
+    profiles: dict[Literal["smoke", "demo", "book"], TrainingOverrides]
+
+
+class TaskFile(Strict):
+    task: str
+    data: DataChecks
+    policy: Policy
+    schedule: Schedule = Schedule()
+    models: dict[str, ModelSpec]
+
+
+class RunConfig(Strict):
+    """Everything one training run needs, resolved and frozen; logged with every run."""
+
+    task: str
+    model: str
+    profile: Literal["smoke", "demo", "book"]
+    architecture: str
+    description: str
+    limitations: tuple[str, ...]
+    pretrained: str = Field(description="imagenet | <path to a state_dict> | none")
+    input_size: int
+    resize: int
+    width: float = 1.0
+    hidden: int
+    epochs: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    momentum: float = 0.9
+    lr: dict[str, float] = Field(description="learning rate per parameter group; groups not named stay frozen")
+    seed: int = 0
+    num_workers: int = 0
+    max_batches: int | None = Field(None, description="cap on batches per epoch (smoke runs)")
+    data: DataChecks
+    policy: Policy
+
+    def digest(self) -> str:
+        """A short, stable hash of the resolved config (a model version's ``config_hash``)."""
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @property
+    def registered_name(self) -> str:
+        """The MLflow registered model name, ``<task>-<model>``."""
+        return f"{self.task}-{self.model}"
+
+
+def _error_text(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"])
+        if item["type"] == "extra_forbidden":
+            lines.append(f"unknown key '{item['loc'][-1]}' at {where}")
+        else:
+            lines.append(f"{where}: {item['msg']}")
+    return "; ".join(lines)
+
+
+def config_path(task: str) -> Path:
+    """The packaged YAML file of a task."""
+    return Path(str(resources.files("zooflow") / "configs" / f"{task}.yaml"))
+
+
+def load_task_file(task: str, path: Path | None = None) -> TaskFile:
+    """Read and validate one task's YAML file."""
+    path = path or config_path(task)
+    if not path.exists():
+        known = sorted(p.stem for p in path.parent.glob("*.yaml"))
+        raise ConfigError(f"no config for task '{task}' ({path}); known tasks: {', '.join(known)}")
+    raw = yaml.safe_load(path.read_text())
+    try:
+        return TaskFile.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(f"{path}: {_error_text(error)}") from None
+
+
+def resolve(task: str, model: str, profile: str, path: Path | None = None,
+            overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Merge a model's defaults with one profile (and optional overrides) into a RunConfig."""
+    task_file = load_task_file(task, path)
+    if model not in task_file.models:
+        raise ConfigError(f"task '{task}' has no model '{model}'; models: {', '.join(task_file.models)}")
+    spec = task_file.models[model]
+    if profile not in spec.profiles:
+        raise ConfigError(f"model '{model}' has no profile '{profile}'; profiles: {', '.join(spec.profiles)}")
+    merged: dict[str, Any] = spec.defaults.model_dump(exclude_none=True)
+    merged.update(spec.profiles[profile].model_dump(exclude_none=True))
+    merged.update(overrides or {})
+    merged.setdefault("resize", merged.get("input_size"))
+    try:
+        return RunConfig(task=task, model=model, profile=profile, architecture=spec.architecture,
+                         description=spec.description, limitations=spec.limitations,
+                         data=task_file.data, policy=task_file.policy, **merged)
+    except ValidationError as error:
+        raise ConfigError(f"{path or config_path(task)} [{model}/{profile}]: {_error_text(error)}") from None
+
+
+def all_runs(profile: str) -> list[tuple[str, str]]:
+    """Every (task, model) pair that has the given profile, across all task files."""
+    folder = config_path("classification").parent
+    pairs = []
+    for file in sorted(folder.glob("*.yaml")):
+        task_file = load_task_file(file.stem, file)
+        pairs += [(task_file.task, name) for name, spec in task_file.models.items() if profile in spec.profiles]
+    return pairs

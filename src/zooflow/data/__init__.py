@@ -1,0 +1,1 @@
+"""Data: the DVC-tracked ``data/`` folder, its versions, and readers for each on-disk format."""

@@ -1,0 +1,1 @@
+"""Metrics (torchmetrics where they exist) and the figures a model card shows."""

@@ -1,0 +1,55 @@
+"""Pretrained weights: ``imagenet`` | ``<path to a state_dict>`` | ``none``.
+
+Never falls back to random weights: when the file is not on disk and cannot be downloaded the
+error says exactly where to put it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from zooflow import settings
+
+
+class PretrainedWeightsMissing(FileNotFoundError):
+    """The configured pretrained weights are not available; nothing was trained."""
+
+
+def hub_checkpoint_dir() -> Path:
+    """torchvision's cache of downloaded weights (``$TORCH_HOME/hub/checkpoints``)."""
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def imagenet_state_dict(weights, extra_locations: tuple[Path, ...] = ()) -> dict:
+    """The state_dict of a torchvision weights enum, from disk or (when allowed) downloaded.
+
+    ``extra_locations`` are other files known to hold the same checkpoint (e.g. a package that
+    ships it); they are tried after torchvision's own cache folder.
+    """
+    filename = Path(weights.url).name
+    candidates = (hub_checkpoint_dir() / filename, *extra_locations)
+    for candidate in candidates:
+        if candidate.is_file():
+            return torch.load(candidate, map_location="cpu", weights_only=True)
+    if not settings.offline():
+        try:
+            return weights.get_state_dict(progress=False, check_hash=True)
+        except Exception as error:  # network errors come in many types; all mean "not here"
+            reason = f"download failed ({type(error).__name__}: {error})"
+    else:
+        reason = "ZOOFLOW_OFFLINE=1 forbids downloading"
+    raise PretrainedWeightsMissing(
+        f"pretrained: imagenet needs {weights} but {reason}. Put the file {filename} at "
+        f"{hub_checkpoint_dir() / filename} (or set pretrained to a state_dict path, or to "
+        f"'none' to train from random init on purpose).")
+
+
+def load_state_dict_file(path: str) -> dict:
+    """A state_dict saved with ``torch.save`` (or a checkpoint dict holding ``model``)."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise PretrainedWeightsMissing(f"pretrained: {path} - no such file")
+    state = torch.load(file, map_location="cpu", weights_only=True)
+    return state.get("model", state) if isinstance(state, dict) else state

@@ -1,0 +1,1 @@
+"""MLflow: tracking, the pyfunc wrapper, registration, aliases and the promotion policy."""

@@ -1,0 +1,82 @@
+"""One MLflow pyfunc for every task: weights (safetensors) + the run's resolved config and
+data facts as artifacts; on load it rebuilds the model through the task contract, so the
+served model takes raw input (image bytes/arrays, text, video) and answers like the task."""
+
+from __future__ import annotations
+
+import json
+from importlib import metadata
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import torch
+from safetensors.torch import load_file, save_file
+
+import zooflow
+from zooflow.config import RunConfig
+from zooflow.tasks import get_task
+from zooflow.tasks.base import RunContext
+
+# What a serving environment needs to rebuild and run the model (no orchestration tools).
+SERVING_PACKAGES = ("torch", "torchvision", "torchmetrics", "mlflow", "numpy", "pandas", "pillow",
+                    "safetensors", "pydantic", "pyyaml", "matplotlib", "rich")
+
+
+def serving_requirements() -> list[str]:
+    """Pinned to what is installed here; given explicitly so logging never resolves over the network."""
+    return [f"{name}=={metadata.version(name)}" for name in SERVING_PACKAGES]
+
+
+def save_weights(model: torch.nn.Module, path: Path) -> Path:
+    """The model's state_dict as safetensors (CPU, contiguous: safetensors demands both)."""
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(path))
+    return path
+
+
+def save_context(ctx: RunContext, path: Path) -> Path:
+    path.write_text(json.dumps({"config": ctx.cfg.model_dump(mode="json"), "info": ctx.info}, indent=2))
+    return path
+
+
+def rebuild(weights: Path, context_file: Path) -> tuple[torch.nn.Module, RunContext]:
+    """The torch model of a logged version, on CPU, in eval mode, and its context."""
+    saved = json.loads(Path(context_file).read_text())
+    ctx = RunContext(cfg=RunConfig.model_validate(saved["config"]), info=saved["info"], data_root=Path("."))
+    model = get_task(ctx.cfg.task).build_model(ctx, pretrained=False)
+    model.load_state_dict(load_file(str(weights)))
+    return model.eval(), ctx
+
+
+class TorchTaskModel(mlflow.pyfunc.PythonModel):
+    """Serves any zooflow task: ``predict`` takes the task's raw input and returns its answer."""
+
+    def load_context(self, context):
+        self.model, self.ctx = rebuild(Path(context.artifacts["weights"]), Path(context.artifacts["run_context"]))
+        self.task = get_task(self.ctx.cfg.task)
+
+    def predict(self, context, model_input, params=None):
+        if isinstance(model_input, pd.DataFrame):
+            items = model_input.iloc[:, 0].tolist()
+        else:
+            items = list(model_input)
+        return self.task.predict(self.model, self.ctx, items)
+
+
+def log_model(model: torch.nn.Module, ctx: RunContext, run_id: str, workdir: Path) -> str:
+    """Log the model as a pyfunc on ``run_id``; returns its model URI."""
+    task = get_task(ctx.cfg.task)
+    workdir.mkdir(parents=True, exist_ok=True)
+    weights = save_weights(model, workdir / "weights.safetensors")
+    context_file = save_context(ctx, workdir / "run_context.json")
+    example = task.input_example(ctx)
+    cpu_model = rebuild(weights, context_file)[0]
+    output = task.predict(cpu_model, ctx, example.iloc[:, 0].tolist())
+    signature = mlflow.models.infer_signature(example, output)
+    with mlflow.start_run(run_id=run_id):
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=TorchTaskModel(),
+            artifacts={"weights": str(weights), "run_context": str(context_file)},
+            code_paths=[str(Path(zooflow.__file__).parent)],  # the served model carries its own code
+            signature=signature, input_example=example, pip_requirements=serving_requirements())
+    return info.model_uri

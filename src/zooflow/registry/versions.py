@@ -1,0 +1,148 @@
+"""Registered models: versions, aliases, the champion, and the promotion log.
+
+Names are ``<task>-<model>``. ``champion`` is the version that serves; the champion it
+replaced keeps the alias ``previous-champion``; a version that lost its comparison is the
+``challenger``. Every decision is also a run in the ``zooflow-promotions`` experiment, so the
+log survives alias moves and is shared wherever the tracking server is.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+from mlflow.exceptions import MlflowException
+
+from zooflow.registry import tracking
+from zooflow.registry.pyfunc import rebuild
+
+CHAMPION, PREVIOUS, CHALLENGER = "champion", "previous-champion", "challenger"
+PROMOTION_LOG = "zooflow-promotions"
+
+
+@dataclass(frozen=True)
+class VersionRef:
+    name: str
+    version: str
+    run_id: str
+    source: str
+    tags: dict[str, str]
+
+
+def _ref(mv) -> VersionRef:
+    return VersionRef(mv.name, str(mv.version), mv.run_id, mv.source, dict(mv.tags))
+
+
+def register(model_uri: str, name: str, tags: dict[str, object]) -> VersionRef:
+    """A new version of ``name`` from a logged model, tagged with its lineage."""
+    client = tracking.connect()
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name, description=f"zooflow model {name}")
+    mv = mlflow.register_model(model_uri, name, tags={k: str(v) for k, v in tags.items()})
+    return _ref(client.get_model_version(name, mv.version))
+
+
+def by_alias(name: str, alias: str) -> VersionRef | None:
+    """The version holding ``alias``, or None."""
+    client = tracking.connect()
+    try:
+        return _ref(client.get_model_version_by_alias(name, alias))
+    except MlflowException:
+        return None
+
+
+def get(name: str, version: str) -> VersionRef:
+    return _ref(tracking.connect().get_model_version(name, str(version)))
+
+
+def resolve_spec(spec: str) -> VersionRef:
+    """``NAME@ALIAS`` or ``NAME/VERSION`` (or ``NAME:VERSION``) -> the version."""
+    if "@" in spec:
+        name, alias = spec.split("@", 1)
+        found = by_alias(name, alias)
+        if found is None:
+            raise LookupError(f"{name} has no version with alias '{alias}'")
+        return found
+    for separator in ("/", ":"):
+        if separator in spec:
+            name, version = spec.rsplit(separator, 1)
+            return get(name, version)
+    raise LookupError(f"'{spec}' is neither NAME@ALIAS nor NAME/VERSION")
+
+
+def load_torch(ref: VersionRef):
+    """The version's torch model and context, rebuilt from its logged weights (for re-scoring)."""
+    folder = Path(tempfile.mkdtemp(prefix="zooflow-model-"))
+    local = Path(mlflow.artifacts.download_artifacts(f"models:/{ref.name}/{ref.version}", dst_path=str(folder)))
+    return rebuild(local / "artifacts" / "weights.safetensors", local / "artifacts" / "run_context.json")
+
+
+def tag_version(ref: VersionRef, tags: dict[str, object]) -> None:
+    client = tracking.connect()
+    for key, value in tags.items():
+        client.set_model_version_tag(ref.name, ref.version, key, str(value))
+
+
+def apply_alias(ref: VersionRef, alias: str) -> VersionRef | None:
+    """Give ``ref`` the alias. A new champion sends the old one to ``previous-champion``.
+    Returns the version that held the alias before (None if none, or if it was ``ref``)."""
+    client = tracking.connect()
+    before = by_alias(ref.name, alias)
+    if before and before.version == ref.version:
+        return None
+    if alias == CHAMPION and before:
+        client.set_registered_model_alias(ref.name, PREVIOUS, before.version)
+    client.set_registered_model_alias(ref.name, alias, ref.version)
+    if alias == CHAMPION and by_alias(ref.name, CHALLENGER) and by_alias(ref.name, CHALLENGER).version == ref.version:
+        client.delete_registered_model_alias(ref.name, CHALLENGER)
+    return before
+
+
+def log_decision(ref: VersionRef, alias: str, previous: VersionRef | None, reason: str,
+                 metrics: dict[str, float], kind: str) -> str:
+    """Append a row to the promotion log: when (the run's time), who, from, to, metrics, why."""
+    client = tracking.connect()
+    run = client.create_run(tracking.experiment_id(PROMOTION_LOG), run_name=f"{ref.name} v{ref.version} -> {alias}",
+                            tags={"model": ref.name, "version": ref.version, "alias": alias, "kind": kind,
+                                  "who": tracking.who(), "from_version": previous.version if previous else "",
+                                  "reason": reason[:4900]})
+    for key, value in metrics.items():
+        client.log_metric(run.info.run_id, key, float(value))
+    client.set_terminated(run.info.run_id)
+    return run.info.run_id
+
+
+def promotion_log(name: str | None = None) -> list[dict]:
+    """The promotion log, newest first."""
+    tracking.connect()
+    try:
+        experiment = tracking.experiment_id(PROMOTION_LOG)
+    except MlflowException:
+        return []
+    runs = mlflow.search_runs([experiment], filter_string=f"tags.model = '{name}'" if name else "",
+                              order_by=["attributes.start_time DESC"], output_format="list")
+    return [{"when": run.info.start_time, **{k: run.data.tags.get(k, "") for k in
+             ("model", "version", "alias", "kind", "who", "from_version", "reason")},
+             "metrics": json.dumps(run.data.metrics)} for run in runs]
+
+
+def list_models() -> list[dict]:
+    """Every registered model with its versions, aliases and primary metric."""
+    client = tracking.connect()
+    rows = []
+    for model in client.search_registered_models(order_by=["name ASC"]):
+        aliases: dict[str, list[str]] = {}
+        for alias, version in (model.aliases or {}).items():
+            aliases.setdefault(str(version), []).append(alias)
+        for mv in client.search_model_versions(f"name = '{model.name}'"):
+            rows.append({"name": model.name, "version": str(mv.version),
+                         "aliases": ", ".join(sorted(aliases.get(str(mv.version), []))),
+                         "metric": mv.tags.get("primary_metric", ""), "value": mv.tags.get("primary_metric_value", ""),
+                         "profile": mv.tags.get("profile", ""), "device": mv.tags.get("device", ""),
+                         "decision": mv.tags.get("promotion.decision", "")})
+    return sorted(rows, key=lambda r: (r["name"], -int(r["version"])))

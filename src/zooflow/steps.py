@@ -1,0 +1,223 @@
+"""The pipeline's steps as plain functions. ``flows/pipeline.py`` makes each a Prefect task;
+tests and the CLI can call them directly. Steps pass small values (ids, paths, dicts of
+metrics), never tensors or models, and every step logs to the same MLflow run."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from pathlib import Path
+
+from zooflow import config, settings
+from zooflow.data import store
+from zooflow.registry import policy as promotion_policy
+from zooflow.registry import tracking, versions
+from zooflow.tasks import get_task
+from zooflow.tasks.base import RunContext
+from zooflow.validation.runner import ValidationFailed, validate
+
+log = logging.getLogger("zooflow")
+
+
+def _context(run: dict) -> tuple[object, RunContext]:
+    cfg = config.resolve(run["task"], run["model"], run["profile"])
+    task = get_task(cfg.task)
+    root = settings.data_root()
+    return task, RunContext(cfg=cfg, info=task.data_info(cfg, root), data_root=root)
+
+
+def _workdir(run: dict) -> Path:
+    folder = settings.project_root() / ".zooflow" / "runs" / run["run_id"]
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def start_run(task: str, model: str, profile: str) -> dict:
+    """Resolve the config and open the MLflow run every later step logs to."""
+    cfg = config.resolve(task, model, profile)
+    tracking.connect()
+    experiment = tracking.experiment_id(f"zooflow-{cfg.task}")
+    git = tracking.git_state(settings.project_root())
+    client = tracking.connect()
+    run = client.create_run(experiment, run_name=f"{cfg.registered_name} [{profile}]",
+                            tags={"task": task, "model": model, "profile": profile, "config_hash": cfg.digest(),
+                                  "mlflow.source.git.commit": git["git_commit"], **git})
+    tracker = tracking.RunTracker(run.info.run_id)
+    tracker.log_params({"architecture": cfg.architecture, "pretrained": cfg.pretrained, "input_size": cfg.input_size,
+                        "width": cfg.width, "hidden": cfg.hidden, "epochs": cfg.epochs, "batch_size": cfg.batch_size,
+                        "momentum": cfg.momentum, "seed": cfg.seed,
+                        **{f"lr_{group}": lr for group, lr in cfg.lr.items()}})
+    tracker.log_json(cfg.model_dump(mode="json"), "config/resolved_config.json")
+    log.info("run %s: %s [%s]", run.info.run_id, cfg.registered_name, profile)
+    return {"run_id": run.info.run_id, "task": task, "model": model, "profile": profile}
+
+
+def prepare_data(run: dict) -> dict:
+    """Pull the data when missing, refuse data that differs from data.dvc; log its version."""
+    cfg = config.resolve(run["task"], run["model"], run["profile"])
+    data = store.ensure(settings.project_root(), cfg.data.folder)
+    tracking.RunTracker(run["run_id"]).set_tags({"data_version": data.tag, "data_md5": data.data_md5,
+                                                 "task_data_md5": data.task_md5, "data_files": data.files})
+    return data.as_dict()
+
+
+def validate_data(run: dict) -> dict:
+    """Validate the task's manifest; on failure log the GX result and stop the flow."""
+    task, ctx = _context(run)
+    table = task.manifest(ctx)
+    report = validate(table, task.expectations(ctx), suite_name=f"{ctx.cfg.task}-manifest")
+    tracker = tracking.RunTracker(run["run_id"])
+    tracker.log_json(report.result, "validation/gx_result.json")
+    tracker.log_text(table.to_csv(index=False), "validation/manifest.csv")
+    tracker.set_tags({"validation": "passed" if report.success else "failed", "validation_summary": report.summary()})
+    if not report.success:
+        tracker.log_text("\n".join(report.failures), "validation/failures.txt")
+        raise ValidationFailed(report)
+    log.info("validation %s", report.summary())
+    return {"success": True, "summary": report.summary(), "rows": report.rows}
+
+
+def checkpoint_dir(run: dict, data_tag: str) -> Path:
+    """Checkpoints are keyed by what the training depends on, so a rerun of the same
+    (model, profile, config, data) resumes, and anything else starts afresh."""
+    cfg = config.resolve(run["task"], run["model"], run["profile"])
+    key = f"{cfg.registered_name}-{cfg.profile}-{cfg.digest()}-{data_tag.replace(':', '-')}"
+    return settings.checkpoint_root() / key
+
+
+def train(run: dict, data_tag: str) -> dict:
+    """Seed, build, fit (resuming from a checkpoint when one exists); save the weights."""
+    from zooflow.registry.pyfunc import save_context, save_weights
+    from zooflow.training.device import device_label, seed_everything
+
+    task, ctx = _context(run)
+    seed_everything(ctx.cfg.seed)
+    model = task.build_model(ctx)
+    tracker = tracking.RunTracker(run["run_id"])
+
+    def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
+        tracker.log_metrics(metrics, step=epoch)
+        log.info("epoch %d/%d %s", epoch, ctx.cfg.epochs, " ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+
+    started = time.perf_counter()
+    result = task.fit(model, ctx, checkpoint_dir(run, data_tag), on_epoch)
+    seconds = time.perf_counter() - started
+    device = device_label(result.device)
+    tracker.set_tags({"device": device, "resumed_from_epoch": result.resumed_from_epoch})
+    tracker.log_metrics({"train_seconds": seconds})
+    workdir = _workdir(run)
+    save_weights(model, workdir / "weights.safetensors")
+    save_context(ctx, workdir / "run_context.json")
+    return {"workdir": str(workdir), "device": device, "train_seconds": round(seconds, 1),
+            "resumed_from_epoch": result.resumed_from_epoch}
+
+
+def evaluate(run: dict, trained: dict) -> dict:
+    """Score the new model, a trivial baseline and the current champion on the same data."""
+    from zooflow.registry.pyfunc import rebuild
+
+    task, ctx = _context(run)
+    workdir = Path(trained["workdir"])
+    model, _ = rebuild(workdir / "weights.safetensors", workdir / "run_context.json")
+    scores = task.evaluate(model, ctx)
+    baseline = task.baseline(ctx)
+    tracker = tracking.RunTracker(run["run_id"])
+    tracker.log_metrics(scores, prefix="val.")
+    tracker.log_metrics(baseline, prefix="baseline.")
+    figures = task.examples(model, ctx, workdir / "card")
+    champion = versions.by_alias(ctx.cfg.registered_name, versions.CHAMPION)
+    champion_scores, champion_note = None, "no champion yet"
+    if champion is not None:
+        champion_model, champion_ctx = versions.load_torch(champion)
+        if champion_ctx.info != ctx.info:
+            champion_note = f"champion v{champion.version} was built for different data facts ({champion_ctx.info}); not comparable"
+        else:
+            rescored = RunContext(cfg=champion_ctx.cfg, info=champion_ctx.info, data_root=ctx.data_root)
+            champion_scores = task.evaluate(champion_model, rescored)
+            champion_note = f"champion v{champion.version} re-scored on this run's validation data"
+            tracker.log_metrics(champion_scores, prefix="champion.")
+    return {"metrics": scores, "baseline": baseline, "figures": [str(p) for p in figures],
+            "primary_metric": task.primary_metric, "goal": task.goal,
+            "champion_version": champion.version if champion else None,
+            "champion_metrics": champion_scores, "champion_note": champion_note}
+
+
+def register(run: dict, data: dict, validation: dict, trained: dict, evaluation: dict) -> dict:
+    """Log the pyfunc and register a new version tagged with its whole lineage."""
+    from zooflow.registry.pyfunc import log_model, rebuild
+
+    task, ctx = _context(run)
+    workdir = Path(trained["workdir"])
+    model, _ = rebuild(workdir / "weights.safetensors", workdir / "run_context.json")
+    model_uri = log_model(model, ctx, run["run_id"], workdir / "pyfunc")
+    git = tracking.git_state(settings.project_root())
+    primary = evaluation["primary_metric"]
+    tags = {"task": ctx.cfg.task, "model": ctx.cfg.model, "profile": ctx.cfg.profile,
+            "data_version": data["tag"], "data_md5": data["data_md5"], "task_data_md5": data["task_md5"],
+            **git, "config_hash": ctx.cfg.digest(), "device": trained["device"], "run_id": run["run_id"],
+            "validation": "passed" if validation["success"] else "failed", "validation_summary": validation["summary"],
+            "primary_metric": primary, "primary_metric_value": f"{evaluation['metrics'][primary]:.4f}",
+            "pretrained": ctx.cfg.pretrained}
+    tags |= {f"metric.{k}": f"{v:.4f}" for k, v in evaluation["metrics"].items()}
+    ref = versions.register(model_uri, ctx.cfg.registered_name, tags)
+    log.info("registered %s v%s", ref.name, ref.version)
+    return {"name": ref.name, "version": ref.version, "model_uri": model_uri}
+
+
+def promote(run: dict, registered: dict, evaluation: dict) -> dict:
+    """Apply the task's policy: ``champion`` or ``challenger``, with reasons as tags and a log row."""
+    cfg = config.resolve(run["task"], run["model"], run["profile"])
+    ref = versions.get(registered["name"], registered["version"])
+    primary = evaluation["primary_metric"]
+    candidate = promotion_policy.Candidate(
+        metric=evaluation["metrics"][primary], validation_passed=ref.tags.get("validation") == "passed",
+        lineage={key: ref.tags.get(key, "") for key in promotion_policy.LINEAGE_KEYS},
+        profile=cfg.profile, device=ref.tags.get("device", ""))
+    champion_metric = evaluation["champion_metrics"][primary] if evaluation["champion_metrics"] else None
+    decision = promotion_policy.decide(cfg.policy, primary, evaluation["goal"], candidate, champion_metric,
+                                       evaluation["champion_version"])
+    previous = versions.apply_alias(ref, decision.alias)
+    versions.tag_version(ref, {"promotion.decision": decision.alias, "promotion.reasons": decision.text()})
+    versions.log_decision(ref, decision.alias, previous, decision.text(),
+                          {primary: candidate.metric, **({"champion_" + primary: champion_metric}
+                                                         if champion_metric is not None else {})}, kind="policy")
+    tracking.RunTracker(run["run_id"]).set_tags({"promotion.decision": decision.alias})
+    log.info("%s v%s -> %s (%s)", ref.name, ref.version, decision.alias, decision.text())
+    return {"alias": decision.alias, "promoted": decision.promote, "reasons": decision.reasons,
+            "previous_version": previous.version if previous else None}
+
+
+def write_card(run: dict, data: dict, validation: dict, trained: dict, evaluation: dict,
+               registered: dict, decision: dict) -> dict:
+    """The model card (markdown + HTML) with its figures, logged to the run."""
+    from zooflow.governance.card import build_card
+
+    _, ctx = _context(run)
+    workdir = Path(trained["workdir"]) / "card"
+    card = build_card(ctx, data=data, validation=validation, trained=trained, evaluation=evaluation,
+                      registered=registered, decision=decision, run_id=run["run_id"],
+                      git=tracking.git_state(settings.project_root()), folder=workdir)
+    tracker = tracking.RunTracker(run["run_id"])
+    for file in sorted(workdir.iterdir()):
+        tracker.log_artifact(file, "card")
+    versions.tag_version(versions.get(registered["name"], registered["version"]),
+                         {"card": f"runs:/{run['run_id']}/card/model_card.md"})
+    return {"markdown": str(workdir / "model_card.md"), "html": str(workdir / "model_card.html")}
+
+
+def finish(run: dict, status: str, data_tag: str | None = None) -> None:
+    """Close the MLflow run; after a success, drop the checkpoints (nothing left to resume)."""
+    tracking.connect().set_terminated(run["run_id"], status=status)
+    if status == "FINISHED":
+        if data_tag:
+            shutil.rmtree(checkpoint_dir(run, data_tag), ignore_errors=True)
+        shutil.rmtree(settings.project_root() / ".zooflow" / "runs" / run["run_id"], ignore_errors=True)
+
+
+def summary_row(registered: dict, evaluation: dict, decision: dict) -> dict:
+    """One line of the demo's summary table."""
+    primary = evaluation["primary_metric"]
+    return {"model": registered["name"], "version": registered["version"], "metric": primary,
+            "value": round(evaluation["metrics"][primary], 4), "alias": decision["alias"]}
+

@@ -1,0 +1,72 @@
+"""The task contract: the one surface every task module exposes, so flows never branch on a
+task's name. A task is a stateless object; per-run facts travel in a ``RunContext``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import pandas as pd
+from torch import nn
+
+from zooflow.config import RunConfig
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a task needs to do anything: the resolved config, the facts of its data that the
+    model depends on (``info``, e.g. the class names) and where the data lives."""
+
+    cfg: RunConfig
+    info: dict[str, Any]
+    data_root: Path
+
+    @property
+    def folder(self) -> Path:
+        """The task's own data folder, ``data/<folder>``."""
+        return self.data_root / self.cfg.data.folder
+
+
+EpochCallback = Callable[[int, dict[str, float]], None]
+
+
+class Task(Protocol):
+    name: str
+    primary_metric: str
+    goal: str  # "max" or "min"
+
+    def data_info(self, cfg: RunConfig, data_root: Path) -> dict[str, Any]:
+        """JSON-able facts of the data the model is built from (stored with the model)."""
+
+    def manifest(self, ctx: RunContext) -> pd.DataFrame:
+        """One row per sample, with a ``path`` column and what validation needs."""
+
+    def expectations(self, ctx: RunContext) -> list:
+        """Great Expectations expectations for the manifest."""
+
+    def dataset(self, ctx: RunContext, split: str, train: bool):
+        """A torch Dataset reading the real on-disk format (``train`` picks augmentation)."""
+
+    def build_model(self, ctx: RunContext, pretrained: bool = True) -> nn.Module:
+        """The architecture of ``ctx.cfg``; ``pretrained=False`` skips loading weights (used
+        when weights come from a checkpoint or a registered version next)."""
+
+    def fit(self, model: nn.Module, ctx: RunContext, checkpoint_dir: Path, on_epoch: EpochCallback,
+            stop_after_epoch: int | None = None):
+        """Train ``model``; returns the training loop's result (device, history, resume)."""
+
+    def evaluate(self, model: nn.Module, ctx: RunContext) -> dict[str, float]:
+        """Metrics on the validation split; includes ``primary_metric``."""
+
+    def baseline(self, ctx: RunContext) -> dict[str, float]:
+        """The same metrics for a trivial predictor on the same data."""
+
+    def examples(self, model: nn.Module, ctx: RunContext, folder: Path) -> list[Path]:
+        """Figures for the model card, written into ``folder``."""
+
+    def predictor(self):
+        """The MLflow ``PythonModel`` class that serves this task from raw input."""
+
+    def input_example(self, ctx: RunContext):
+        """A raw-input example for the model signature."""

@@ -1,0 +1,176 @@
+"""Chapter 1: image classification by transfer learning and fine-tuning.
+
+Data: an ImageFolder (``train/<class>/*.jpg``, ``val/<class>/*.jpg``) with ``classes.txt``.
+Models: ``vgg16-transfer`` (only the new head trains), ``vgg16-finetune`` (three learning
+rates), ``mobilenetv2-transfer`` (ImageNet MobileNetV2, head only). Primary metric: accuracy.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+from torch import nn
+from torch.utils.data import DataLoader
+from torchvision.transforms import v2
+
+from zooflow.config import RunConfig
+from zooflow.data import imagefolder
+from zooflow.evaluation import classification as metrics
+from zooflow.models import mobilenet, vgg
+from zooflow.tasks.base import EpochCallback, RunContext
+from zooflow.training.loop import train_supervised
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+ARCHITECTURES = {
+    "vgg16": (lambda cfg, n, pretrained: vgg.build_vgg16(n, pretrained, cfg.width, cfg.hidden), vgg.param_groups),
+    "mobilenet_v2": (lambda cfg, n, pretrained: mobilenet.build_mobilenet_v2(n, pretrained), mobilenet.param_groups),
+}
+
+
+def transforms(cfg: RunConfig, train: bool) -> v2.Compose:
+    """The book's preprocessing: train = RandomResizedCrop (scale 0.5-1) + flip; val = resize +
+    center crop; both normalised with the ImageNet mean and std."""
+    if train:
+        geometry = [v2.RandomResizedCrop(cfg.input_size, scale=(0.5, 1.0), antialias=True), v2.RandomHorizontalFlip()]
+    else:
+        geometry = [v2.Resize(cfg.resize, antialias=True), v2.CenterCrop(cfg.input_size)]
+    return v2.Compose([v2.ToImage(), *geometry, v2.ToDtype(torch.float32, scale=True),
+                       v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+
+
+def decode_image(item: Any) -> Image.Image:
+    """A raw image - encoded bytes (JPEG/PNG/...), or an HxWxC / HxW uint8 array - as RGB."""
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        return Image.open(io.BytesIO(bytes(item))).convert("RGB")
+    array = np.asarray(item)
+    if array.dtype != np.uint8 or array.ndim not in (2, 3):
+        raise ValueError(f"an image array must be HxWxC or HxW uint8, got shape {array.shape} dtype {array.dtype}")
+    return Image.fromarray(array).convert("RGB")
+
+
+class ClassificationTask:
+    name = "classification"
+    primary_metric = "accuracy"
+    goal = "max"
+
+    # -- data -------------------------------------------------------------------------------
+    def data_info(self, cfg: RunConfig, data_root: Path) -> dict[str, Any]:
+        return {"classes": imagefolder.read_classes(data_root / cfg.data.folder)}
+
+    def manifest(self, ctx: RunContext) -> pd.DataFrame:
+        return imagefolder.manifest(ctx.folder, relative_to=ctx.data_root)
+
+    def expectations(self, ctx: RunContext) -> list:
+        import great_expectations as gx  # slow import; serving a model never needs it
+
+        classes = ctx.info["classes"]
+        checks = ctx.cfg.data
+        every_split_class = [f"{split}/{label}" for split in imagefolder.SPLITS for label in classes]
+        return [
+            gx.expectations.ExpectColumnValuesToBeInSet(column="decodes", value_set=[True]),
+            gx.expectations.ExpectColumnValuesToBeInSet(column="label", value_set=classes),
+            gx.expectations.ExpectColumnDistinctValuesToContainSet(column="split_label", value_set=every_split_class),
+            gx.expectations.ExpectColumnValuesToBeBetween(column="class_count", min_value=checks.min_images_per_class),
+            gx.expectations.ExpectColumnValuesToBeBetween(column="width", min_value=checks.min_side, max_value=checks.max_side),
+            gx.expectations.ExpectColumnValuesToBeBetween(column="height", min_value=checks.min_side, max_value=checks.max_side),
+            gx.expectations.ExpectColumnValuesToBeInSet(column="in_other_split", value_set=[False]),
+        ]
+
+    def dataset(self, ctx: RunContext, split: str, train: bool):
+        return imagefolder.DeclaredImageFolder(ctx.folder, split, transform=transforms(ctx.cfg, train))
+
+    def _loader(self, ctx: RunContext, split: str, train: bool) -> DataLoader:
+        generator = torch.Generator().manual_seed(ctx.cfg.seed)
+        return DataLoader(self.dataset(ctx, split, train), batch_size=ctx.cfg.batch_size, shuffle=train,
+                          num_workers=ctx.cfg.num_workers, generator=generator,
+                          pin_memory=torch.cuda.is_available(), persistent_workers=False)
+
+    # -- model ------------------------------------------------------------------------------
+    def build_model(self, ctx: RunContext, pretrained: bool = True) -> nn.Module:
+        if ctx.cfg.architecture not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture '{ctx.cfg.architecture}'; known: {', '.join(ARCHITECTURES)}")
+        build, _ = ARCHITECTURES[ctx.cfg.architecture]
+        return build(ctx.cfg, len(ctx.info["classes"]), ctx.cfg.pretrained if pretrained else "none")
+
+    def optimizer(self, model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
+        """SGD with momentum over the groups the config gives a learning rate; every other
+        parameter is frozen (``requires_grad=False``), so transfer learning trains the head only."""
+        _, groups_of = ARCHITECTURES[cfg.architecture]
+        groups = groups_of(model)
+        unknown = set(cfg.lr) - set(groups)
+        if unknown:
+            raise ValueError(f"lr names unknown parameter groups {sorted(unknown)}; {cfg.architecture} has {sorted(groups)}")
+        for parameter in model.parameters():
+            parameter.requires_grad_(False)
+        param_groups = []
+        for name, lr in cfg.lr.items():
+            for parameter in groups[name]:
+                parameter.requires_grad_(True)
+            param_groups.append({"params": groups[name], "lr": lr, "name": name})
+        return torch.optim.SGD(param_groups, momentum=cfg.momentum)
+
+    def fit(self, model: nn.Module, ctx: RunContext, checkpoint_dir: Path, on_epoch: EpochCallback,
+            stop_after_epoch: int | None = None):
+        optimizer = self.optimizer(model, ctx.cfg)
+        return train_supervised(model, optimizer, self._loader(ctx, "train", True), self._loader(ctx, "val", False),
+                                epochs=ctx.cfg.epochs, checkpoint_dir=checkpoint_dir, on_epoch=on_epoch,
+                                max_batches=ctx.cfg.max_batches, channels_last=True,
+                                stop_after_epoch=stop_after_epoch)
+
+    # -- evaluation -------------------------------------------------------------------------
+    def evaluate(self, model: nn.Module, ctx: RunContext) -> dict[str, float]:
+        probabilities, targets = metrics.predict_loader(model, self._loader(ctx, "val", False))
+        return metrics.scores(probabilities, targets, ctx.info["classes"])
+
+    def baseline(self, ctx: RunContext) -> dict[str, float]:
+        """Always answer the majority class of the training split."""
+        train_targets = torch.tensor(self.dataset(ctx, "train", False).targets)
+        majority = int(torch.bincount(train_targets, minlength=len(ctx.info["classes"])).argmax())
+        val_targets = torch.tensor(self.dataset(ctx, "val", False).targets)
+        return metrics.scores(torch.full_like(val_targets, majority), val_targets, ctx.info["classes"])
+
+    def examples(self, model: nn.Module, ctx: RunContext, folder: Path) -> list[Path]:
+        folder.mkdir(parents=True, exist_ok=True)
+        classes = ctx.info["classes"]
+        probabilities, targets = metrics.predict_loader(model, self._loader(ctx, "val", False))
+        figures = [metrics.confusion_figure(probabilities, targets, classes, folder / "confusion_matrix.png")]
+        raw = imagefolder.DeclaredImageFolder(ctx.folder, "val")
+        # A spread across the set (not just the first class's images).
+        picks = np.linspace(0, len(raw) - 1, num=min(18, len(raw))).round().astype(int)
+        confidence, guesses = probabilities.max(1)
+        figures.append(metrics.prediction_grid(
+            [np.asarray(raw[i][0]) for i in picks], [classes[targets[i]] for i in picks],
+            [classes[guesses[i]] for i in picks], [confidence[i].item() for i in picks],
+            folder / "validation_predictions.png"))
+        return figures
+
+    # -- serving ----------------------------------------------------------------------------
+    def predict(self, model: nn.Module, ctx: RunContext, images: list) -> pd.DataFrame:
+        """Label and class probabilities for raw images (bytes or uint8 arrays)."""
+        preprocess = transforms(ctx.cfg, train=False)
+        batch = torch.stack([preprocess(decode_image(item)) for item in images])
+        device = next(model.parameters()).device
+        model.eval()
+        with torch.no_grad():
+            probabilities = model(batch.to(device)).float().softmax(1).cpu().numpy()
+        classes = ctx.info["classes"]
+        table = pd.DataFrame(probabilities, columns=[f"p_{name}" for name in classes])
+        table.insert(0, "label", [classes[i] for i in probabilities.argmax(1)])
+        table.insert(1, "probability", probabilities.max(1))
+        return table
+
+    def input_example(self, ctx: RunContext) -> pd.DataFrame:
+        """Two real validation images as JPEG bytes (two rows: a batch of one would pin the size)."""
+        files = sorted((ctx.folder / "val").rglob("*.*"))[:2]
+        return pd.DataFrame({"image": [file.read_bytes() for file in files]})
+
+
+TASK = ClassificationTask()

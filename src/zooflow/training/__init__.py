@@ -1,0 +1,1 @@
+"""The shared training loop: device, AMP, seeds, checkpoints and resume."""

@@ -1,0 +1,111 @@
+"""One supervised training loop for every task that has an ordinary (inputs, targets) step.
+
+Device chosen once (CUDA > CPU); on CUDA bf16 autocast and, for convnets, channels_last;
+metrics per epoch to the tracker; a checkpoint dict per epoch; an interrupted run resumes from
+its last checkpoint with the same random state, so the result equals an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from torch import nn
+
+from zooflow.training import checkpoint
+from zooflow.training.device import pick_device, restore_rng_state, rng_state
+
+EpochCallback = Callable[[int, dict[str, float]], None]
+
+
+@dataclass
+class TrainResult:
+    device: torch.device
+    epochs: int
+    resumed_from_epoch: int = 0     # 0 = started from scratch
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def _batches(loader, limit: int | None):
+    for index, batch in enumerate(loader):
+        if limit is not None and index >= limit:
+            return
+        yield batch
+
+
+def _run_epoch(model, loader, criterion, device, optimizer=None, limit=None, channels_last=False,
+               progress: Progress | None = None, description: str = "") -> dict[str, float]:
+    """One pass; trains when given an optimizer. Returns mean loss and accuracy."""
+    training = optimizer is not None
+    model.train(training)
+    total_loss, correct, seen = 0.0, 0, 0
+    steps = min(len(loader), limit) if limit else len(loader)
+    task_id = progress.add_task(description, total=steps) if progress else None
+    with torch.set_grad_enabled(training):
+        for inputs, targets in _batches(loader, limit):
+            inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+            if channels_last:
+                inputs = inputs.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                logits = model(inputs)
+                loss = criterion(logits.float(), targets)
+            if training:
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            total_loss += loss.item() * len(targets)
+            correct += (logits.argmax(1) == targets).sum().item()
+            seen += len(targets)
+            if progress:
+                progress.advance(task_id)
+    if progress:
+        progress.remove_task(task_id)
+    return {"loss": total_loss / max(seen, 1), "accuracy": correct / max(seen, 1)}
+
+
+def train_supervised(model: nn.Module, optimizer: torch.optim.Optimizer, train_loader, val_loader, *,
+                     epochs: int, checkpoint_dir: Path, on_epoch: EpochCallback | None = None,
+                     max_batches: int | None = None, channels_last: bool = False,
+                     criterion: nn.Module | None = None, stop_after_epoch: int | None = None,
+                     show_progress: bool = True) -> TrainResult:
+    """Train ``model`` for ``epochs``, resuming from ``checkpoint_dir`` when it holds a checkpoint.
+
+    ``stop_after_epoch`` ends the call early (as an interruption would) once that epoch is
+    checkpointed; the next call resumes. Metrics reach ``on_epoch`` as ``train_loss``,
+    ``train_accuracy``, ``val_loss``, ``val_accuracy``.
+    """
+    device = pick_device()
+    criterion = criterion or nn.CrossEntropyLoss()
+    use_channels_last = channels_last and device.type == "cuda"
+    model.to(device)
+    if use_channels_last:
+        model.to(memory_format=torch.channels_last)
+    result = TrainResult(device=device, epochs=epochs)
+    start = 1
+    saved = checkpoint.load(checkpoint_dir)
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        restore_rng_state(saved["rng"])
+        result.history = list(saved["history"])
+        result.resumed_from_epoch = saved["epoch"]
+        start = saved["epoch"] + 1
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, disable=not show_progress, transient=True) as progress:
+        for epoch in range(start, epochs + 1):
+            train = _run_epoch(model, train_loader, criterion, device, optimizer, max_batches,
+                               use_channels_last, progress, f"epoch {epoch}/{epochs} train")
+            val = _run_epoch(model, val_loader, criterion, device, None, max_batches,
+                             use_channels_last, progress, f"epoch {epoch}/{epochs} val")
+            metrics = {f"train_{k}": v for k, v in train.items()} | {f"val_{k}": v for k, v in val.items()}
+            result.history.append({"epoch": epoch, **metrics})
+            checkpoint.save(checkpoint_dir, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                             "epoch": epoch, "rng": rng_state(), "history": result.history})
+            if on_epoch:
+                on_epoch(epoch, metrics)
+            if stop_after_epoch is not None and epoch >= stop_after_epoch and epoch < epochs:
+                break
+    return result
