@@ -51,6 +51,7 @@ def train_task(task: str, model: str, profile: str = "demo") -> dict:
         registered = register(run, data, validation, trained, evaluation)
         decision = promote(run, registered, evaluation)
         card = write_card(run, data, validation, trained, evaluation, registered, decision)
+        # The card as a Prefect artifact too, so it shows beside the flow run in the Prefect UI.
         create_markdown_artifact(Path(card["markdown"]).read_text(),
                                  key=_artifact_key(registered["name"], registered["version"]),
                                  description=f"model card of {registered['name']} v{registered['version']}")
@@ -58,8 +59,7 @@ def train_task(task: str, model: str, profile: str = "demo") -> dict:
         finish(run, "FAILED")
         raise
     finish(run, "FINISHED", data["tag"])
-    return {**steps.summary_row(registered, evaluation, decision), "run_id": run["run_id"],
-            "card": card["html"]}
+    return {**steps.summary_row(registered, evaluation, decision), "run_id": run["run_id"]}
 
 
 if __name__ == "__main__":

@@ -46,7 +46,8 @@ def _summary(rows: list[dict]) -> None:
     console.print(table)
     from zooflow import settings
 
-    console.print(f"Model cards: {', '.join(row['card'] for row in rows)}")
+    for row in rows:
+        console.print(f"Model card: zooflow card {row['model']}/{row['version']}")
     console.print(f"MLflow UI: [bold]make ui[/bold] (or `mlflow ui --backend-store-uri {settings.tracking_uri()}`) "
                   "then open http://127.0.0.1:5000")
 
@@ -119,13 +120,13 @@ def data_commit() -> None:
 @data_app.command("status")
 def data_status() -> None:
     """The data version of each task and whether data/ matches data.dvc."""
-    from zooflow.config import config_path, load_task_file
+    from zooflow.config import config_dir, load_task_file
     from zooflow.data import store
 
     root = _root()
     console.print(f"data.dvc md5: {store.pointer_md5(root)}")
     console.print(f"data/ matches data.dvc: {store.is_clean(root)}")
-    for file in sorted(config_path("classification").parent.glob("*.yaml")):
+    for file in sorted(config_dir().glob("*.yaml")):
         folder = load_task_file(file.stem, file).data.folder
         try:
             version = store.version(root, folder)
@@ -186,7 +187,7 @@ def card(spec: str = typer.Argument(..., help="NAME@ALIAS or NAME/VERSION"),
 
     ref = versions.resolve_spec(spec)
     text = mlflow.artifacts.load_text(f"runs:/{ref.run_id}/card/model_card.md")
-    console.print(text, markup=False, highlight=False)
+    typer.echo(text)
     if html:
         mlflow.artifacts.download_artifacts(f"runs:/{ref.run_id}/card", dst_path=str(html))
         console.print(f"HTML card: {html / 'card' / 'model_card.html'}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -129,9 +130,15 @@ def _error_text(error: ValidationError) -> str:
     return "; ".join(lines)
 
 
+def config_dir() -> Path:
+    """``$ZOOFLOW_CONFIG_DIR`` (a team's own task configs), else the packaged ``configs/``."""
+    override = os.environ.get("ZOOFLOW_CONFIG_DIR")
+    return Path(override) if override else Path(str(resources.files("zooflow") / "configs"))
+
+
 def config_path(task: str) -> Path:
-    """The packaged YAML file of a task."""
-    return Path(str(resources.files("zooflow") / "configs" / f"{task}.yaml"))
+    """The YAML file of a task."""
+    return config_dir() / f"{task}.yaml"
 
 
 def load_task_file(task: str, path: Path | None = None) -> TaskFile:
@@ -170,9 +177,8 @@ def resolve(task: str, model: str, profile: str, path: Path | None = None,
 
 def all_runs(profile: str) -> list[tuple[str, str]]:
     """Every (task, model) pair that has the given profile, across all task files."""
-    folder = config_path("classification").parent
     pairs = []
-    for file in sorted(folder.glob("*.yaml")):
+    for file in sorted(config_dir().glob("*.yaml")):
         task_file = load_task_file(file.stem, file)
         pairs += [(task_file.task, name) for name, spec in task_file.models.items() if profile in spec.profiles]
     return pairs

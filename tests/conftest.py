@@ -1,0 +1,79 @@
+"""Shared fixtures: a throwaway zooflow project (git + DVC + demo data + its own MLflow store)
+and one Prefect test server for the whole session (it takes ~20 s to start on 2 cores)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+import zooflow  # noqa: F401  (sets the offline environment before Prefect/MLflow import)
+from zooflow.config import config_path
+from zooflow.data import store
+from zooflow.data.demo import build_classification
+
+os.environ["ZOOFLOW_OFFLINE"] = "1"  # tests never download anything
+os.environ.pop("MLFLOW_TRACKING_URI", None)  # each test project has its own embedded store
+
+
+def make_project(folder: Path, policy: dict | None = None) -> Path:
+    """A fresh project: git, DVC with a local remote, the demo classification data committed
+    as a data version, and (optionally) a task config whose policy is changed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["git", "init", "-q", str(folder)], check=True)
+    subprocess.run(["git", "-C", str(folder), "-c", "user.email=t@example.com", "-c", "user.name=t",
+                    "commit", "-q", "--allow-empty", "-m", "init"], check=True)
+    store.init(folder)
+    build_classification(folder / "data" / "classification")
+    store.commit(folder)
+    configs = folder / "configs"
+    configs.mkdir()
+    raw = yaml.safe_load(config_path("classification").read_text())
+    raw["policy"].update(policy or {})
+    (configs / "classification.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    return folder
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch) -> Path:
+    """A fresh project as the current zooflow home (default policy)."""
+    root = make_project(tmp_path / "project")
+    monkeypatch.setenv("ZOOFLOW_HOME", str(root))
+    monkeypatch.setenv("ZOOFLOW_CONFIG_DIR", str(root / "configs"))
+    return root
+
+
+@pytest.fixture
+def lenient_project(tmp_path, monkeypatch) -> Path:
+    """A project whose policy threshold is 0, so a smoke model can become champion."""
+    root = make_project(tmp_path / "project", policy={"threshold": 0.0, "margin": 0.01})
+    monkeypatch.setenv("ZOOFLOW_HOME", str(root))
+    monkeypatch.setenv("ZOOFLOW_CONFIG_DIR", str(root / "configs"))
+    return root
+
+
+@pytest.fixture(scope="session")
+def prefect_server():
+    """One real (temporary) Prefect API for every flow test of the session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def image_folder(tmp_path) -> Path:
+    """A small valid ImageFolder copy of the demo data (not under DVC) for pure data tests."""
+    folder = tmp_path / "images"
+    build_classification(folder)
+    return folder
+
+
+def copy_image(source: Path, target: Path) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
+    return target

@@ -1,0 +1,53 @@
+import pytest
+import yaml
+
+from zooflow.config import ConfigError, config_path, load_task_file, resolve
+
+
+def test_resolve_merges_defaults_and_profile():
+    cfg = resolve("classification", "vgg16-finetune", "book")
+    assert (cfg.input_size, cfg.width, cfg.hidden, cfg.batch_size, cfg.epochs) == (224, 1.0, 4096, 32, 2)
+    assert cfg.lr == {"features": 1e-4, "classifier": 5e-4, "head": 1e-3}  # the book's three rates
+    assert cfg.momentum == 0.9 and cfg.pretrained == "imagenet"
+    assert cfg.registered_name == "classification-vgg16-finetune"
+
+
+def test_digest_changes_with_the_config():
+    assert resolve("classification", "vgg16-transfer", "demo").digest() != resolve("classification", "vgg16-transfer", "smoke").digest()
+    assert resolve("classification", "vgg16-transfer", "demo").digest() == resolve("classification", "vgg16-transfer", "demo").digest()
+
+
+def _write(tmp_path, mutate):
+    raw = yaml.safe_load(config_path("classification").read_text())
+    mutate(raw)
+    path = tmp_path / "classification.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_unknown_key_in_a_profile_is_an_error_naming_the_key(tmp_path):
+    path = _write(tmp_path, lambda raw: raw["models"]["vgg16-transfer"]["profiles"]["demo"].update(learning_rate=0.1))
+    with pytest.raises(ConfigError, match=r"unknown key 'learning_rate' at models\.vgg16-transfer\.profiles\.demo") as error:
+        load_task_file("classification", path)
+    assert str(path) in str(error.value)
+
+
+def test_unknown_top_level_key_is_an_error(tmp_path):
+    path = _write(tmp_path, lambda raw: raw.update(scheduel={"cron": "x"}))
+    with pytest.raises(ConfigError, match="unknown key 'scheduel'"):
+        load_task_file("classification", path)
+
+
+def test_unknown_model_and_profile_are_named():
+    with pytest.raises(ConfigError, match="no model 'vgg19'"):
+        resolve("classification", "vgg19", "demo")
+    with pytest.raises(ConfigError, match="no profile 'huge'"):
+        resolve("classification", "vgg16-transfer", "huge")
+    with pytest.raises(ConfigError, match="no config for task 'nope'"):
+        resolve("nope", "x", "demo")
+
+
+def test_missing_required_value_is_reported(tmp_path):
+    path = _write(tmp_path, lambda raw: raw["models"]["vgg16-transfer"]["profiles"]["demo"].pop("epochs"))
+    with pytest.raises(ConfigError, match="epochs"):
+        resolve("classification", "vgg16-transfer", "demo", path=path)
