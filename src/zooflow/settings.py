@@ -50,14 +50,22 @@ def checkpoint_root() -> Path:
     return project_root() / ".zooflow" / "checkpoints"
 
 
+# mlflow.set_tracking_uri() also writes MLFLOW_TRACKING_URI into the environment (for child
+# processes). The embedded URIs we computed must not then pass for a user's choice, or a
+# process that switches projects would keep writing to the first project's store.
+_EMBEDDED_URIS: set[str] = set()
+
+
 def tracking_uri() -> str:
     """``$MLFLOW_TRACKING_URI`` (a team server), else the embedded SQLite store in ``mlflow/``."""
     uri = os.environ.get("MLFLOW_TRACKING_URI")
-    if uri:
+    if uri and uri not in _EMBEDDED_URIS:
         return uri
     folder = project_root() / "mlflow"
     folder.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{folder / 'mlflow.db'}"
+    embedded = f"sqlite:///{folder / 'mlflow.db'}"
+    _EMBEDDED_URIS.add(embedded)
+    return embedded
 
 
 def artifact_root() -> str:

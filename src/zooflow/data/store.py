@@ -47,7 +47,9 @@ class DataVersion:
 def _repo(root: Path):
     from dvc.repo import Repo  # DVC imports slowly; only pay for it when data is touched
 
-    return Repo(str(root))
+    # Targets are passed as absolute paths: DVC resolves relative ones from the working
+    # directory, not from the repo.
+    return Repo(str(Path(root).resolve()))
 
 
 def init(root: Path, remote_url: str | None = None) -> None:
@@ -71,15 +73,15 @@ def commit(root: Path) -> str:
     if not (root / DATA_DIR).is_dir():
         raise DataError(f"{root / DATA_DIR} does not exist: build the demo data or import a dataset first")
     with _repo(root) as repo:
-        repo.add(DATA_DIR)
-        repo.push(targets=[POINTER])
+        repo.add(str(root / DATA_DIR))
+        repo.push(targets=[str(root / POINTER)])
     return pointer_md5(root)
 
 
 def pull(root: Path) -> None:
     """``dvc pull`` of data.dvc from the default remote."""
     with _repo(root) as repo:
-        repo.pull(targets=[POINTER])
+        repo.pull(targets=[str(Path(root) / POINTER)])
 
 
 def pointer_md5(root: Path) -> str:
@@ -102,7 +104,7 @@ def listing(root: Path) -> list[dict]:
 def is_clean(root: Path) -> bool:
     """True when data/ on disk matches data.dvc (DVC's own status check)."""
     with _repo(root) as repo:
-        return not repo.status(targets=[POINTER])
+        return not repo.status(targets=[str(Path(root) / POINTER)])
 
 
 def version(root: Path, task_folder: str) -> DataVersion:

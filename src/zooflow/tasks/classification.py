@@ -88,9 +88,10 @@ class ClassificationTask:
         return imagefolder.DeclaredImageFolder(ctx.folder, split, transform=transforms(ctx.cfg, train))
 
     def _loader(self, ctx: RunContext, split: str, train: bool) -> DataLoader:
-        generator = torch.Generator().manual_seed(ctx.cfg.seed)
+        # No private generator: shuffling and augmentation draw from the global RNG, whose state
+        # the checkpoint carries, so a resumed run sees the same batches as an uninterrupted one.
         return DataLoader(self.dataset(ctx, split, train), batch_size=ctx.cfg.batch_size, shuffle=train,
-                          num_workers=ctx.cfg.num_workers, generator=generator,
+                          num_workers=ctx.cfg.num_workers,
                           pin_memory=torch.cuda.is_available(), persistent_workers=False)
 
     # -- model ------------------------------------------------------------------------------
