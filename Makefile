@@ -38,6 +38,10 @@ $(STAMP): $(DEPS)/.complete pyproject.toml
 	@# pip and setuptools come from the shared environment through the .pth file below.
 	echo "$(abspath $(DEPS))/$(SITE)" > $(VENV)/$(SITE)/_zooflow_deps.pth
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	@# The tools' commands (mlflow, dvc, prefect, uvicorn, ...) on the .venv's PATH as well.
+	@# (pip stays out: it would install into the shared environment.)
+	for tool in "$(DEPS)"/bin/*; do name=$${tool##*/}; case $$name in pip*|python*|activate*|Activate*) continue;; esac; \
+	  [ -e "$(VENV)/bin/$$name" ] || ln -s "$$tool" "$(VENV)/bin/"; done
 	touch $(STAMP)
 
 demo: install
