@@ -51,7 +51,7 @@ def test_unknown_parameter_group_is_an_error():
 
 
 def test_demo_vgg_is_smaller_but_same_shape():
-    model = TASK.build_model(context("vgg16-transfer", "demo"))
+    model = TASK.build_model(context("vgg16-finetune", "demo"))
     convs = [m for m in model.features if isinstance(m, torch.nn.Conv2d)]
     assert len(convs) == 13 and convs[-1].out_channels == 128
     assert model(torch.zeros(2, 3, 64, 64)).shape == (2, 2)
