@@ -36,11 +36,22 @@ def _batches(loader, limit: int | None):
         yield batch
 
 
+def keep_frozen_batchnorm_in_eval(model: nn.Module) -> None:
+    """Batch-norm layers whose parameters are frozen keep their pretrained running statistics:
+    in train mode they would re-estimate them from small, shifted batches and wreck a frozen
+    body's features (MobileNetV2 transfer learning)."""
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and not any(p.requires_grad for p in module.parameters()):
+            module.eval()
+
+
 def _run_epoch(model, loader, criterion, device, optimizer=None, limit=None, channels_last=False,
                progress: Progress | None = None, description: str = "") -> dict[str, float]:
     """One pass; trains when given an optimizer. Returns mean loss and accuracy."""
     training = optimizer is not None
     model.train(training)
+    if training:
+        keep_frozen_batchnorm_in_eval(model)
     total_loss, correct, seen = 0.0, 0, 0
     steps = min(len(loader), limit) if limit else len(loader)
     task_id = progress.add_task(description, total=steps) if progress else None
