@@ -105,6 +105,33 @@ def test_a_win_moves_the_champion_and_keeps_the_old_one_findable(trained):
     assert versions.promotion_log(NAME)[0]["reason"] == "manual: rollback drill"
 
 
+def test_card_is_a_prefect_artifact_too(trained):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as prefect:
+        found = prefect.read_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=["card-classification-vgg16-transfer-v1"])))
+    assert found and "# Model card: classification-vgg16-transfer v1" in found[0].data
+
+
+def test_cli_lists_models_and_prints_cards(trained, monkeypatch):
+    from rich.console import Console
+    from typer.testing import CliRunner
+
+    from zooflow import cli
+
+    monkeypatch.setattr(cli, "console", Console(width=200))
+    app = cli.app
+    listing = CliRunner().invoke(app, ["models"])
+    assert listing.exit_code == 0, listing.output
+    assert NAME in listing.output and "previous-champion" in listing.output
+    card = CliRunner().invoke(app, ["card", f"{NAME}/2"])
+    assert card.exit_code == 0 and "# Model card: classification-vgg16-transfer v2" in card.output
+    missing = CliRunner().invoke(app, ["card", f"{NAME}@nope"])
+    assert missing.exit_code != 0 and "no version with alias 'nope'" in str(missing.exception)
+
+
 def real_jpeg(root) -> bytes:
     return sorted((root / "data" / "classification" / "val" / "face").glob("*.jpg"))[0].read_bytes()
 
