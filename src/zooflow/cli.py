@@ -17,7 +17,8 @@ app = typer.Typer(help="zooflow: the book's deep-learning tasks as governed pipe
                   pretty_exceptions_enable=False)
 data_app = typer.Typer(help="Data versions (DVC): demo data, imports, status.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
-console = Console()
+# Piped output (CI logs, `make demo | tee`) has no terminal width; 80 columns would fold names.
+console = Console(width=None if sys.stdout.isatty() else 140)
 
 
 def _root() -> Path:
@@ -40,7 +41,7 @@ def _flows():
 def _summary(rows: list[dict]) -> None:
     table = Table(title="zooflow: registered models from this run")
     for column in ("model", "version", "metric", "value", "alias"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*(str(row[c]) for c in ("model", "version", "metric", "value", "alias")))
     console.print(table)
@@ -57,6 +58,9 @@ def run(task: str = typer.Argument(..., help="task name, e.g. classification"),
         model: str = typer.Option(..., "--model", "-m", help="model name, e.g. vgg16-transfer"),
         profile: str = typer.Option("demo", "--profile", "-p", help="smoke | demo | book")) -> None:
     """Run one task model through the governed pipeline."""
+    from zooflow.config import resolve
+
+    resolve(task, model, profile)  # a typo fails here, before a Prefect server starts
     _summary([_flows().pipeline.train_task(task, model, profile)])
 
 
@@ -141,11 +145,13 @@ def models() -> None:
     from zooflow.registry.versions import list_models
 
     table = Table(title="registered models")
-    columns = ("name", "version", "aliases", "metric", "value", "profile", "device", "decision")
-    for column in columns:
-        table.add_column(column)
+    table.add_column("name", no_wrap=True, min_width=20)
+    table.add_column("version", justify="right")
+    for column in ("aliases", "primary metric", "profile", "device"):
+        table.add_column(column, overflow="fold")
     for row in list_models():
-        table.add_row(*(row[c] for c in columns))
+        table.add_row(row["name"], row["version"], row["aliases"], f"{row['metric']} {row['value']}",
+                      row["profile"], row["device"])
     console.print(table)
 
 
@@ -204,8 +210,28 @@ def ui(port: int = 5000) -> None:
                     "--host", "127.0.0.1", "--port", str(port)], check=False)
 
 
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors that are about the user's data, config or environment: shown as a clear message
+    (it names the file/row and what is wrong), not as a traceback."""
+    from zooflow.config import ConfigError
+    from zooflow.data.store import DataError
+    from zooflow.models.pretrained import PretrainedWeightsMissing
+    from zooflow.validation.runner import ValidationFailed
+
+    return ConfigError, DataError, PretrainedWeightsMissing, ValidationFailed, LookupError, FileNotFoundError
+
+
 def main() -> None:
-    app()
+    try:
+        app(standalone_mode=False)
+    except _user_errors() as error:
+        console.print(f"[bold red]zooflow: {type(error).__name__}[/bold red]")
+        console.print(str(error), markup=False, highlight=False)
+        raise SystemExit(1) from None
+    except (typer.Abort, KeyboardInterrupt):
+        raise SystemExit(130) from None
+    except typer.Exit as done:
+        raise SystemExit(done.exit_code) from None
 
 
 if __name__ == "__main__":

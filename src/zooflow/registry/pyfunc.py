@@ -5,6 +5,7 @@ served model takes raw input (image bytes/arrays, text, video) and answers like 
 from __future__ import annotations
 
 import json
+import warnings
 from importlib import metadata
 from pathlib import Path
 
@@ -46,6 +47,12 @@ def rebuild(weights: Path, context_file: Path) -> tuple[torch.nn.Module, RunCont
     model = get_task(ctx.cfg.task).build_model(ctx, pretrained=False)
     model.load_state_dict(load_file(str(weights)))
     return model.eval(), ctx
+
+
+# MLflow warns at class definition that `predict` has no type hints. The hints would make it
+# validate inputs against a fixed type, but a task's raw input is bytes, arrays or text
+# depending on the task, and the logged signature already describes it.
+warnings.filterwarnings("ignore", message="Add type hints to the `predict` method", category=UserWarning)
 
 
 class TorchTaskModel(mlflow.pyfunc.PythonModel):
