@@ -7,7 +7,7 @@
 # packages through a .pth file and holds only the editable zooflow install.
 
 SHELL := /bin/bash
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 ZOOFLOW_CACHE ?= $(HOME)/.cache/zooflow
 REQ_HASH := $(shell cat requirements.txt requirements-nodeps.txt | sha256sum | cut -c1-12)
 DEPS := $(ZOOFLOW_CACHE)/deps-$(REQ_HASH)

@@ -146,7 +146,7 @@ def test_champion_pyfunc_predicts_on_a_real_jpeg_and_an_array(trained):
     assert answer["label"].iloc[0] in {"face", "nonface"}
     assert answer[["p_face", "p_nonface"]].sum(axis=1).iloc[0] == pytest.approx(1.0, abs=1e-5)
     array = np.asarray(Image.open(sorted((root / "data" / "classification" / "val" / "nonface").glob("*.jpg"))[0]))
-    from_array = model.unwrap_python_model().predict(None, [array])
+    from_array = model.unwrap_python_model().predict(None, [array])  # raw arrays, in process
     assert from_array["label"].iloc[0] in {"face", "nonface"}
 
 

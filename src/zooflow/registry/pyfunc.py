@@ -10,7 +10,6 @@ from importlib import metadata
 from pathlib import Path
 
 import mlflow
-import pandas as pd
 import torch
 from safetensors.torch import load_file, save_file
 
@@ -63,11 +62,7 @@ class TorchTaskModel(mlflow.pyfunc.PythonModel):
         self.task = get_task(self.ctx.cfg.task)
 
     def predict(self, context, model_input, params=None):
-        if isinstance(model_input, pd.DataFrame):
-            items = model_input.iloc[:, 0].tolist()
-        else:
-            items = list(model_input)
-        return self.task.predict(self.model, self.ctx, items)
+        return self.task.predict(self.model, self.ctx, model_input)
 
 
 def log_model(model: torch.nn.Module, ctx: RunContext, run_id: str, workdir: Path) -> str:
@@ -78,7 +73,7 @@ def log_model(model: torch.nn.Module, ctx: RunContext, run_id: str, workdir: Pat
     context_file = save_context(ctx, workdir / "run_context.json")
     example = task.input_example(ctx)
     cpu_model = rebuild(weights, context_file)[0]
-    output = task.predict(cpu_model, ctx, example.iloc[:, 0].tolist())
+    output = task.predict(cpu_model, ctx, example)
     signature = mlflow.models.infer_signature(example, output)
     with mlflow.start_run(run_id=run_id):
         info = mlflow.pyfunc.log_model(

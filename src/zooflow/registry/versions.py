@@ -77,9 +77,10 @@ def resolve_spec(spec: str) -> VersionRef:
 
 def load_torch(ref: VersionRef):
     """The version's torch model and context, rebuilt from its logged weights (for re-scoring)."""
-    folder = Path(tempfile.mkdtemp(prefix="zooflow-model-"))
-    local = Path(mlflow.artifacts.download_artifacts(f"models:/{ref.name}/{ref.version}", dst_path=str(folder)))
-    return rebuild(local / "artifacts" / "weights.safetensors", local / "artifacts" / "run_context.json")
+    with tempfile.TemporaryDirectory(prefix="zooflow-model-") as folder:
+        local = Path(mlflow.artifacts.download_artifacts(f"models:/{ref.name}/{ref.version}", dst_path=folder))
+        # The weights are read into memory here, so the download can go.
+        return rebuild(local / "artifacts" / "weights.safetensors", local / "artifacts" / "run_context.json")
 
 
 def tag_version(ref: VersionRef, tags: dict[str, object]) -> None:

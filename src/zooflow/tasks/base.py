@@ -65,8 +65,9 @@ class Task(Protocol):
     def examples(self, model: nn.Module, ctx: RunContext, folder: Path) -> list[Path]:
         """Figures for the model card, written into ``folder``."""
 
-    def predictor(self):
-        """The MLflow ``PythonModel`` class that serves this task from raw input."""
+    def predict(self, model: nn.Module, ctx: RunContext, raw) -> pd.DataFrame:
+        """The task's answer for raw input (image bytes/arrays, text, video, a seed...): what
+        the registered pyfunc (``registry/pyfunc.py``) serves, preprocessing included."""
 
-    def input_example(self, ctx: RunContext):
-        """A raw-input example for the model signature."""
+    def input_example(self, ctx: RunContext) -> pd.DataFrame:
+        """A raw-input example (at least two rows) for the model signature."""

@@ -154,8 +154,13 @@ class ClassificationTask:
         return figures
 
     # -- serving ----------------------------------------------------------------------------
-    def predict(self, model: nn.Module, ctx: RunContext, images: list) -> pd.DataFrame:
-        """Label and class probabilities for raw images (bytes or uint8 arrays)."""
+    def predict(self, model: nn.Module, ctx: RunContext, images) -> pd.DataFrame:
+        """Label and class probabilities for raw images: a DataFrame with an ``image`` column
+        (what the served model receives), or a list of encoded bytes / HxWxC uint8 arrays."""
+        if isinstance(images, pd.DataFrame):
+            if "image" not in images:
+                raise ValueError(f"expected a column 'image' (encoded bytes), got columns {list(images.columns)}")
+            images = images["image"].tolist()
         preprocess = transforms(ctx.cfg, train=False)
         batch = torch.stack([preprocess(decode_image(item)) for item in images])
         device = next(model.parameters()).device
