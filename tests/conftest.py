@@ -14,27 +14,29 @@ import yaml
 import zooflow  # noqa: F401  (sets the offline environment before Prefect/MLflow import)
 from zooflow.config import config_path
 from zooflow.data import store
-from zooflow.data.demo import build_classification
+from zooflow.data.demo import BUILDERS, build_classification
 
 os.environ["ZOOFLOW_OFFLINE"] = "1"  # tests never download anything
 os.environ.pop("MLFLOW_TRACKING_URI", None)  # each test project has its own embedded store
 
 
-def make_project(folder: Path, policy: dict | None = None) -> Path:
-    """A fresh project: git, DVC with a local remote, the demo classification data committed
-    as a data version, and (optionally) a task config whose policy is changed."""
+def make_project(folder: Path, policy: dict | None = None, datasets: tuple[str, ...] = ("classification",)) -> Path:
+    """A fresh project: git, DVC with a local remote, the given demo datasets committed as a
+    data version, and the real task configs (optionally with the policy changed)."""
     folder.mkdir(parents=True, exist_ok=True)
     subprocess.run(["git", "init", "-q", str(folder)], check=True)
     subprocess.run(["git", "-C", str(folder), "-c", "user.email=t@example.com", "-c", "user.name=t",
                     "commit", "-q", "--allow-empty", "-m", "init"], check=True)
     store.init(folder)
-    build_classification(folder / "data" / "classification")
+    for name in datasets:
+        BUILDERS[name](folder / "data" / name)
     store.commit(folder)
     configs = folder / "configs"
     configs.mkdir()
-    raw = yaml.safe_load(config_path("classification").read_text())
-    raw["policy"].update(policy or {})
-    (configs / "classification.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    for source in config_path("classification").parent.glob("*.yaml"):
+        raw = yaml.safe_load(source.read_text())
+        raw["policy"].update(policy or {})
+        (configs / source.name).write_text(yaml.safe_dump(raw, sort_keys=False, allow_unicode=True))
     return folder
 
 

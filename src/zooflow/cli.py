@@ -200,6 +200,30 @@ def card(spec: str = typer.Argument(..., help="NAME@ALIAS or NAME/VERSION"),
 
 
 @app.command()
+def explain(spec: str = typer.Argument(..., help="NAME@ALIAS or NAME/VERSION of a text model"),
+            text: str = typer.Argument(..., help="the text to classify")) -> None:
+    """Classify a text and show, per layer and head, what the first token attends to."""
+    from rich.markup import escape
+
+    from zooflow.registry import versions
+    from zooflow.tasks import get_task
+
+    model, ctx = versions.load_torch(versions.resolve_spec(spec))
+    task = get_task(ctx.cfg.module)
+    if not hasattr(task, "explain"):
+        raise LookupError(f"{spec} is a {ctx.cfg.task} model, which has no attention to explain")
+    found = task.explain(model, ctx, text)
+    console.print(f"[bold]{found['label']}[/bold] ({found['probability']:.3f})")
+    for layer, heads in enumerate(found["attention"], 1):
+        for head, weights in enumerate(heads, 1):
+            top = max(weights) or 1.0
+            shaded = " ".join(f"[on rgb(255,{int(255 - 200 * w / top)},{int(255 - 200 * w / top)})]{escape(token)}[/]"
+                              for token, w in zip(found["tokens"], weights))
+            console.print(f"layer {layer} head {head}: ", end="")
+            console.print(shaded, highlight=False)
+
+
+@app.command()
 def ui(port: int = 5000) -> None:
     """Open the MLflow UI on this project's store (127.0.0.1)."""
     import subprocess

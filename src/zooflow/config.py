@@ -33,9 +33,11 @@ class DataChecks(Strict):
     """What validation demands of the task's data."""
 
     folder: str = Field(description="sub-folder of data/ that holds this task's dataset")
-    min_images_per_class: int = 5
-    min_side: int = 8
+    min_images_per_class: int = 5   # per class and split (images or texts)
+    min_side: int = 8                # images
     max_side: int = 10_000
+    max_chars: int = 100_000         # texts
+    min_japanese_share: float | None = Field(None, description="texts: least share of Japanese script")
 
 
 class Policy(Strict):
@@ -63,9 +65,15 @@ class TrainingOverrides(Strict):
     batch_size: int | None = None
     momentum: float | None = None
     lr: dict[str, float] | None = None
+    optimizer: Literal["sgd", "adam", "adamw"] | None = None
     seed: int | None = None
     num_workers: int | None = None
     max_batches: int | None = None
+    max_eval_samples: int | None = None
+    tokenizer: str | None = None
+    max_length: int | None = None
+    min_freq: int | None = None
+    embedding_dim: int | None = None
 
 
 class ModelSpec(Strict):
@@ -78,6 +86,8 @@ class ModelSpec(Strict):
 
 class TaskFile(Strict):
     task: str
+    module: str = Field("", description="the task module (tasks/<module>.py) when it differs from the task name, "
+                                        "e.g. sentiment-ja uses the sentiment module")
     data: DataChecks
     policy: Policy
     schedule: Schedule = Schedule()
@@ -88,23 +98,30 @@ class RunConfig(Strict):
     """Everything one training run needs, resolved and frozen; logged with every run."""
 
     task: str
+    module: str
     model: str
     profile: Literal["smoke", "demo", "book"]
     architecture: str
     description: str
     limitations: tuple[str, ...]
     pretrained: str = Field(description="imagenet | <path to a state_dict> | none")
-    input_size: int
-    resize: int
+    input_size: int = 0
+    resize: int = 0
     width: float = 1.0
-    hidden: int
+    hidden: int = 0
     epochs: int = Field(ge=1)
     batch_size: int = Field(ge=1)
     momentum: float = 0.9
     lr: dict[str, float] = Field(description="learning rate per parameter group; groups not named stay frozen")
+    optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
     seed: int = 0
     num_workers: int = 0
     max_batches: int | None = Field(None, description="cap on batches per epoch (smoke runs)")
+    max_eval_samples: int | None = Field(None, description="score an even spread of this many samples (smoke runs)")
+    tokenizer: str = "book"
+    max_length: int = 256
+    min_freq: int = 10
+    embedding_dim: int = 0
     data: DataChecks
     policy: Policy
 
@@ -166,9 +183,11 @@ def resolve(task: str, model: str, profile: str, path: Path | None = None,
     merged: dict[str, Any] = spec.defaults.model_dump(exclude_none=True)
     merged.update(spec.profiles[profile].model_dump(exclude_none=True))
     merged.update(overrides or {})
-    merged.setdefault("resize", merged.get("input_size"))
+    if "input_size" in merged:
+        merged.setdefault("resize", merged["input_size"])
     try:
-        return RunConfig(task=task, model=model, profile=profile, architecture=spec.architecture,
+        return RunConfig(task=task, module=task_file.module or task, model=model, profile=profile,
+                         architecture=spec.architecture,
                          description=spec.description, limitations=spec.limitations,
                          data=task_file.data, policy=task_file.policy, **merged)
     except ValidationError as error:

@@ -22,7 +22,7 @@ log = logging.getLogger("zooflow")
 
 def _context(run: dict) -> tuple[object, RunContext]:
     cfg = config.resolve(run["task"], run["model"], run["profile"])
-    task = get_task(cfg.task)
+    task = get_task(cfg.module)
     root = settings.data_root()
     return task, RunContext(cfg=cfg, info=task.data_info(cfg, root), data_root=root)
 
@@ -130,14 +130,16 @@ def evaluate(run: dict, trained: dict) -> dict:
     champion_scores, champion_note = None, "no champion yet"
     if champion is not None:
         champion_model, champion_ctx = versions.load_torch(champion)
-        if champion_ctx.info != ctx.info:
-            champion_note = f"champion v{champion.version} was built for different data facts ({champion_ctx.info}); not comparable"
+        if champion_ctx.info.get("classes") != ctx.info.get("classes"):
+            champion_note = (f"champion v{champion.version} predicts other classes "
+                             f"({champion_ctx.info.get('classes')}); not comparable")
         else:
             rescored = RunContext(cfg=champion_ctx.cfg, info=champion_ctx.info, data_root=ctx.data_root)
             champion_scores = task.evaluate(champion_model, rescored)
             champion_note = f"champion v{champion.version} re-scored on this run's validation data"
             tracker.log_metrics(champion_scores, prefix="champion.")
-    return {"metrics": scores, "baseline": baseline, "figures": [str(p) for p in figures],
+    return {"metrics": scores, "baseline": baseline, "baseline_note": task.baseline_description,
+            "figures": [str(p) for p in figures],
             "primary_metric": task.primary_metric, "goal": task.goal,
             "champion_version": champion.version if champion else None,
             "champion_metrics": champion_scores, "champion_note": champion_note}

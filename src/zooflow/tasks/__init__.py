@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import import_module
 
 # task name -> "module:object"; modules import lazily (torch, torchvision are slow to import).
-TASKS = {"classification": "zooflow.tasks.classification:TASK"}
+TASKS = {"classification": "zooflow.tasks.classification:TASK", "sentiment": "zooflow.tasks.sentiment:TASK"}
 
 
 def get_task(name: str):

@@ -35,6 +35,7 @@ class Task(Protocol):
     name: str
     primary_metric: str
     goal: str  # "max" or "min"
+    baseline_description: str  # what ``baseline`` predicts, for the card
 
     def data_info(self, cfg: RunConfig, data_root: Path) -> dict[str, Any]:
         """JSON-able facts of the data the model is built from (stored with the model)."""

@@ -25,6 +25,7 @@ from zooflow.evaluation import classification as metrics
 from zooflow.models import mobilenet, vgg
 from zooflow.tasks.base import EpochCallback, RunContext
 from zooflow.training.loop import train_supervised
+from zooflow.training.optim import build_optimizer
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -60,6 +61,7 @@ class ClassificationTask:
     name = "classification"
     primary_metric = "accuracy"
     goal = "max"
+    baseline_description = "always predict the training split's majority class"
 
     # -- data -------------------------------------------------------------------------------
     def data_info(self, cfg: RunConfig, data_root: Path) -> dict[str, Any]:
@@ -102,21 +104,10 @@ class ClassificationTask:
         return build(ctx.cfg, len(ctx.info["classes"]), ctx.cfg.pretrained if pretrained else "none")
 
     def optimizer(self, model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
-        """SGD with momentum over the groups the config gives a learning rate; every other
-        parameter is frozen (``requires_grad=False``), so transfer learning trains the head only."""
+        """SGD with momentum (the book's) over the groups the config gives a learning rate; every
+        other parameter is frozen, so transfer learning trains the head only."""
         _, groups_of = ARCHITECTURES[cfg.architecture]
-        groups = groups_of(model)
-        unknown = set(cfg.lr) - set(groups)
-        if unknown:
-            raise ValueError(f"lr names unknown parameter groups {sorted(unknown)}; {cfg.architecture} has {sorted(groups)}")
-        for parameter in model.parameters():
-            parameter.requires_grad_(False)
-        param_groups = []
-        for name, lr in cfg.lr.items():
-            for parameter in groups[name]:
-                parameter.requires_grad_(True)
-            param_groups.append({"params": groups[name], "lr": lr, "name": name})
-        return torch.optim.SGD(param_groups, momentum=cfg.momentum)
+        return build_optimizer(model, groups_of(model), cfg.lr, cfg.optimizer, cfg.momentum)
 
     def fit(self, model: nn.Module, ctx: RunContext, checkpoint_dir: Path, on_epoch: EpochCallback,
             stop_after_epoch: int | None = None):

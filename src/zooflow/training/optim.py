@@ -1,0 +1,26 @@
+"""Optimizers over named parameter groups: a config gives a learning rate per group (the
+book's fine-tuning rates, BERT's last layer + head); groups it does not name are frozen."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+
+
+def build_optimizer(model: nn.Module, groups: dict[str, list[nn.Parameter]], lr: dict[str, float],
+                    kind: str = "sgd", momentum: float = 0.9) -> torch.optim.Optimizer:
+    """Freeze every parameter, then unfreeze and optimise the groups named in ``lr``."""
+    unknown = set(lr) - set(groups)
+    if unknown:
+        raise ValueError(f"lr names unknown parameter groups {sorted(unknown)}; the model has {sorted(groups)}")
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    param_groups = []
+    for name, rate in lr.items():
+        for parameter in groups[name]:
+            parameter.requires_grad_(True)
+        param_groups.append({"params": groups[name], "lr": rate, "name": name})
+    extra = {"momentum": momentum} if kind == "sgd" else {}
+    return OPTIMIZERS[kind](param_groups, **extra)
