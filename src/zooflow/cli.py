@@ -102,13 +102,15 @@ def data_ensure_demo() -> None:
 
 @data_app.command("import")
 def data_import(task: str, source: Path) -> None:
-    """Take a dataset in the task's format (e.g. an ImageFolder) into data/ as a new version."""
+    """Take a dataset in the task's format (an ImageFolder, an aclImdb folder or a TSV/CSV
+    of texts) into data/ as a new version."""
     from zooflow.config import load_task_file
     from zooflow.data import store
-    from zooflow.data.importer import import_imagefolder
+    from zooflow.tasks import get_task
 
-    folder = load_task_file(task).data.folder
-    classes = import_imagefolder(source, _root() / store.DATA_DIR / folder)
+    task_file = load_task_file(task)
+    folder = task_file.data.folder
+    classes = get_task(task_file.module or task).import_data(source, _root() / store.DATA_DIR / folder)
     console.print(f"data/{folder}: classes {classes}")
     console.print(f"data version: {store.commit(_root())}")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 PROFILES = ("smoke", "demo", "book")
 
@@ -124,6 +124,14 @@ class RunConfig(Strict):
     embedding_dim: int = 0
     data: DataChecks
     policy: Policy
+
+    @model_validator(mode="before")
+    @classmethod
+    def _older_versions(cls, values: Any) -> Any:
+        """Configs stored with versions registered before ``module`` existed still load."""
+        if isinstance(values, dict) and "module" not in values and "task" in values:
+            values = {**values, "module": values["task"]}
+        return values
 
     def digest(self) -> str:
         """A short, stable hash of the resolved config (a model version's ``config_hash``)."""

@@ -24,13 +24,15 @@ def text_project(tmp_path_factory, prefect_server):
     saved = {key: os.environ.get(key) for key in ("ZOOFLOW_HOME", "ZOOFLOW_CONFIG_DIR")}
     os.environ.update(ZOOFLOW_HOME=str(root), ZOOFLOW_CONFIG_DIR=str(root / "configs"))
     results = {(task, model): train_task(task, model, "smoke")
-               for task, model in (("sentiment", "transformer"), ("sentiment", "bert"), ("sentiment-ja", "transformer"))}
+               for task, model in (("sentiment", "transformer"), ("sentiment", "bert"), ("sentiment-ja", "transformer"),
+                                   ("sentiment-ja", "bert"))}
     yield root, results
     for key, value in saved.items():
         os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
 
 
-@pytest.mark.parametrize("task,model", [("sentiment", "transformer"), ("sentiment", "bert"), ("sentiment-ja", "transformer")])
+@pytest.mark.parametrize("task,model", [("sentiment", "transformer"), ("sentiment", "bert"),
+                                        ("sentiment-ja", "transformer"), ("sentiment-ja", "bert")])
 def test_text_models_run_the_whole_chain(text_project, task, model):
     _, results = text_project
     result = results[(task, model)]

@@ -43,3 +43,29 @@ def test_import_rejects_a_folder_without_splits(project, tmp_path):
     result = CliRunner().invoke(app, ["data", "import", "classification", str(tmp_path / "flat")])
     assert result.exit_code != 0
     assert "not an ImageFolder dataset: no train, val" in str(result.exception)
+
+
+def test_import_an_aclimdb_folder_and_a_tsv(project, tmp_path):
+    source = tmp_path / "aclImdb"
+    for split in ("train", "test"):
+        for label, text in (("pos", "a wonderful film"), ("neg", "a dull film")):
+            (source / split / label).mkdir(parents=True)
+            for index in range(3):
+                (source / split / label / f"{index}_7.txt").write_text(f"{text} number {split} {index}")
+    (source / "train" / "unsup").mkdir()
+    (source / "train" / "unsup" / "0_0.txt").write_text("unlabelled")
+    (source / "train" / "labeledBow.feat").write_text("0 0:1")
+    result = CliRunner().invoke(app, ["data", "import", "sentiment", str(source)])
+    assert result.exit_code == 0, result.output
+    folder = project / "data" / "sentiment-en"
+    assert read_classes(folder) == ["neg", "pos"] and not (folder / "train" / "unsup").exists()
+    assert len(list(folder.rglob("*.txt"))) == 12 + 1  # 12 reviews + classes.txt
+
+    table = tmp_path / "reviews.tsv"
+    table.write_text("text\tlabel\n" + "".join(f"良い商品です{i}\tpos\n悪い商品です{i}\tneg\n" for i in range(10)),
+                     encoding="utf-8")
+    result = CliRunner().invoke(app, ["data", "import", "sentiment-ja", str(table)])
+    assert result.exit_code == 0, result.output
+    ja = project / "data" / "sentiment-ja"
+    assert len(list((ja / "test").rglob("*.txt"))) == 4  # seeded stratified 20 % per label
+    assert store.is_clean(project)

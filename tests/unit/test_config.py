@@ -51,3 +51,11 @@ def test_missing_required_value_is_reported(tmp_path):
     path = _write(tmp_path, lambda raw: raw["models"]["vgg16-transfer"]["profiles"]["demo"].pop("epochs"))
     with pytest.raises(ConfigError, match="epochs"):
         resolve("classification", "vgg16-transfer", "demo", path=path)
+
+
+def test_configs_stored_by_older_versions_still_load():
+    stored = resolve("classification", "vgg16-transfer", "smoke").model_dump(mode="json")
+    stored.pop("module")  # what versions registered before task modules could be shared look like
+    from zooflow.config import RunConfig
+
+    assert RunConfig.model_validate(stored).module == "classification"

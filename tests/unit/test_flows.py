@@ -6,7 +6,7 @@ def test_demo_covers_every_model_of_every_task():
     assert set(all_runs("demo")) == {("classification", "vgg16-transfer"), ("classification", "vgg16-finetune"),
                                      ("classification", "mobilenetv2-transfer"), ("sentiment", "transformer"),
                                      ("sentiment", "bert"), ("sentiment-ja", "transformer")}
-    assert ("sentiment-ja", "bert") not in all_runs("demo")  # needs a Japanese checkpoint on disk
+    assert ("sentiment-ja", "bert") not in all_runs("demo")  # smoke only offline, see its config
 
 
 def test_retraining_deployments_follow_each_tasks_schedule():

@@ -146,3 +146,23 @@ def import_table(path: Path, target: Path, test_share: float = 0.2, seed: int = 
     classes = sorted(table["label"].unique())
     write_classes(target, classes)
     return classes
+
+
+def import_folder(source: Path, target: Path) -> list[str]:
+    """Copy an IMDb-layout corpus (e.g. ``aclImdb/``) into ``target``: the ``*.txt`` files of
+    ``train|test/<label>/``. aclImdb's unlabelled ``unsup/`` and its bag-of-words files stay out."""
+    source = Path(source)
+    missing = [split for split in SPLITS if not (source / split).is_dir()]
+    if missing:
+        raise FileNotFoundError(f"{source} is not in the IMDb layout: no {', '.join(missing)} folder(s)")
+    classes = sorted(p.name for p in (source / "train").iterdir()
+                     if p.is_dir() and p.name != "unsup" and not p.name.startswith("."))
+    if target.exists():
+        shutil.rmtree(target)
+    for split in SPLITS:
+        for label in classes:
+            (target / split / label).mkdir(parents=True)
+            for file in sorted((source / split / label).glob("*.txt")):
+                shutil.copyfile(file, target / split / label / file.name)
+    write_classes(target, classes)
+    return classes

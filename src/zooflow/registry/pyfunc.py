@@ -20,7 +20,7 @@ from zooflow.tasks.base import RunContext
 
 # What a serving environment needs to rebuild and run the model (no orchestration tools).
 SERVING_PACKAGES = ("torch", "torchvision", "torchmetrics", "mlflow", "numpy", "pandas", "pillow",
-                    "safetensors", "pydantic", "pyyaml", "matplotlib", "rich")
+                    "safetensors", "pydantic", "pyyaml", "matplotlib", "rich", "transformers", "janome")
 
 
 def serving_requirements() -> list[str]:

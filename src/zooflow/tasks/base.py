@@ -43,6 +43,9 @@ class Task(Protocol):
     def manifest(self, ctx: RunContext) -> pd.DataFrame:
         """One row per sample, with a ``path`` column and what validation needs."""
 
+    def import_data(self, source: Path, target: Path) -> list[str]:
+        """Copy a user's dataset in this task's real format into ``target``; its classes."""
+
     def expectations(self, ctx: RunContext) -> list:
         """Great Expectations expectations for the manifest."""
 

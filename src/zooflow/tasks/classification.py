@@ -21,6 +21,7 @@ from torchvision.transforms import v2
 
 from zooflow.config import RunConfig
 from zooflow.data import imagefolder
+from zooflow.data.importer import import_imagefolder
 from zooflow.evaluation import classification as metrics
 from zooflow.models import mobilenet, vgg
 from zooflow.tasks.base import EpochCallback, RunContext
@@ -69,6 +70,10 @@ class ClassificationTask:
 
     def manifest(self, ctx: RunContext) -> pd.DataFrame:
         return imagefolder.manifest(ctx.folder, relative_to=ctx.data_root)
+
+    def import_data(self, source: Path, target: Path) -> list[str]:
+        """An ImageFolder dataset (``train/<class>``, ``val/<class>``), e.g. hymenoptera_data."""
+        return import_imagefolder(source, target)
 
     def expectations(self, ctx: RunContext) -> list:
         import great_expectations as gx  # slow import; serving a model never needs it

@@ -61,6 +61,12 @@ class SentimentTask:
     def manifest(self, ctx: RunContext) -> pd.DataFrame:
         return textfolder.manifest(ctx.folder, relative_to=ctx.data_root)
 
+    def import_data(self, source: Path, target: Path) -> list[str]:
+        """An IMDb-layout folder, or a TSV/CSV of (text, label[, split])."""
+        if Path(source).is_file():
+            return textfolder.import_table(source, target)
+        return textfolder.import_folder(source, target)
+
     def expectations(self, ctx: RunContext) -> list:
         import great_expectations as gx  # slow import; serving never needs it
 

@@ -1,0 +1,43 @@
+"""Behaviour of the demo-profile text models (trained here, as `make demo` trains them): clearly
+positive and clearly negative sentences, in English and Japanese, get the right label.
+These train real models for a few minutes: the slowest tests of the suite."""
+
+import pytest
+
+from zooflow.config import resolve
+from zooflow.data.demo import BUILDERS
+from zooflow.tasks import get_task
+from zooflow.tasks.base import RunContext
+from zooflow.training.device import seed_everything
+
+CLEAR = {
+    "sentiment": (["I absolutely love this, it is wonderful and amazing!",
+                   "Great job, thank you so much, what a fantastic experience."],
+                  ["This is terrible, I hate it. Awful.",
+                   "Worst customer service ever, rude staff and a broken product."]),
+    "sentiment-ja": (["とても素晴らしい映画でした。また見たいです。", "料理がおいしくて、店員さんも親切でした。"],
+                     ["最悪の対応で、二度と行きません。", "すぐに壊れてしまい、本当にがっかりしました。"]),
+}
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("behaviour")
+    for folder in ("sentiment-en", "sentiment-ja"):
+        BUILDERS[folder](root / folder)
+    return root
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task_name,model", [("sentiment-ja", "transformer"), ("sentiment", "transformer"),
+                                             ("sentiment", "bert")])
+def test_demo_model_reads_clear_sentences_right(data_root, tmp_path, task_name, model):
+    cfg = resolve(task_name, model, "demo")
+    task = get_task(cfg.module)
+    ctx = RunContext(cfg=cfg, info=task.data_info(cfg, data_root), data_root=data_root)
+    seed_everything(cfg.seed)
+    trained = task.build_model(ctx)
+    task.fit(trained, ctx, tmp_path / "checkpoints", lambda epoch, metrics: None)
+    positive, negative = CLEAR[task_name]
+    answer = task.predict(trained, ctx, positive + negative)
+    assert answer["label"].tolist() == ["pos"] * len(positive) + ["neg"] * len(negative), answer
