@@ -4,10 +4,8 @@ the registered champion is loaded and served from the registry and answers a rea
 import base64
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 
 import mlflow
@@ -17,7 +15,9 @@ from mlflow.tracking import MlflowClient
 from PIL import Image
 
 from flows.pipeline import train_task
+from tests import servers
 from tests.conftest import make_project
+from tests.servers import free_port
 from zooflow import settings, steps
 from zooflow.registry import versions
 
@@ -150,31 +150,13 @@ def test_champion_pyfunc_predicts_on_a_real_jpeg_and_an_array(trained):
     assert from_array["label"].iloc[0] in {"face", "nonface"}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_mlflow_models_serve_answers_a_real_jpeg(trained):
     root, *_ = trained
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{NAME}@champion",
-                               "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
-                              env={**os.environ, "MLFLOW_TRACKING_URI": settings.tracking_uri(),
-                                   # the scoring server runs `uvicorn` from PATH
-                                   "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = servers.start([sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{NAME}@champion",
+                            "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
+                           f"http://127.0.0.1:{port}/ping", env={"MLFLOW_TRACKING_URI": settings.tracking_uri()})
     try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
-                break
-            except OSError:
-                assert server.poll() is None, "mlflow models serve exited"
-                assert time.time() < deadline, "mlflow models serve did not come up"
-                time.sleep(1)
         body = json.dumps({"dataframe_split": {"columns": ["image"],
                                                "data": [[base64.b64encode(real_jpeg(root)).decode()]]}}).encode()
         request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
@@ -184,5 +166,4 @@ def test_mlflow_models_serve_answers_a_real_jpeg(trained):
         assert row["label"] in {"face", "nonface"}
         assert row["p_face"] + row["p_nonface"] == pytest.approx(1.0, abs=1e-5)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        servers.stop(server)

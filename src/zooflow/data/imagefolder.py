@@ -15,6 +15,8 @@ from PIL import Image, UnidentifiedImageError
 from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
+from zooflow.data.labelled import add_split_facts, labelled_files
+
 SPLITS = ("train", "val")
 CLASSES_FILE = "classes.txt"
 
@@ -60,23 +62,11 @@ def manifest(folder: Path, splits: tuple[str, ...] = SPLITS, relative_to: Path |
     error, class_count (images of that label in that split), in_other_split (the same bytes
     also appear in another split: a leak).
     """
-    folder = Path(folder)
-    base = Path(relative_to) if relative_to else folder
-    rows = []
-    for split in splits:
-        split_dir = folder / split
-        if not split_dir.is_dir():
-            raise FileNotFoundError(f"{split_dir} is missing: an ImageFolder dataset needs {'/'.join(splits)} folders")
-        for class_dir in sorted(p for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            for file in sorted(p for p in class_dir.rglob("*") if p.is_file() and not p.name.startswith(".")):
-                rows.append({"path": str(file.relative_to(base)), "split": split, "label": class_dir.name,
-                             **_inspect(file)})
+    base = Path(relative_to) if relative_to else Path(folder)
+    rows = [{"path": str(file.relative_to(base)), "split": split, "label": label, **_inspect(file)}
+            for split, label, file in labelled_files(folder, splits, f"{'/'.join(splits)}/<class>/<image>")]
     columns = ["path", "split", "label", "width", "height", "mode", "bytes", "sha256", "decodes", "error"]
-    table = pd.DataFrame(rows, columns=columns)
-    table["split_label"] = table["split"] + "/" + table["label"]
-    table["class_count"] = table.groupby("split_label")["path"].transform("count").astype(int)
-    splits_per_hash = table.groupby("sha256")["split"].transform("nunique")
-    table["in_other_split"] = splits_per_hash > 1
+    table = add_split_facts(pd.DataFrame(rows, columns=columns))
     return table
 
 

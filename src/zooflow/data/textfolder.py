@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from zooflow.data.imagefolder import read_classes, write_classes
+from zooflow.data.labelled import add_split_facts, labelled_files
 
 SPLITS = ("train", "test")
 # Hiragana, katakana, CJK ideographs (and their half-width forms): what makes a text Japanese.
@@ -59,24 +60,11 @@ def _inspect(path: Path) -> dict:
 def manifest(folder: Path, relative_to: Path | None = None) -> pd.DataFrame:
     """One row per text file: path, split, label, bytes, utf8, error, chars, words,
     japanese_share, sha256, split_label, class_count, in_other_split."""
-    folder = Path(folder)
-    base = Path(relative_to) if relative_to else folder
-    rows = []
-    for split in SPLITS:
-        split_dir = folder / split
-        if not split_dir.is_dir():
-            raise FileNotFoundError(f"{split_dir} is missing: a text dataset needs {'/'.join(SPLITS)}/<label>/*.txt")
-        for label_dir in sorted(p for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            for file in sorted(p for p in label_dir.iterdir() if p.is_file() and not p.name.startswith(".")):
-                rows.append({"path": str(file.relative_to(base)), "split": split, "label": label_dir.name,
-                             **_inspect(file)})
+    base = Path(relative_to) if relative_to else Path(folder)
+    rows = [{"path": str(file.relative_to(base)), "split": split, "label": label, **_inspect(file)}
+            for split, label, file in labelled_files(folder, SPLITS, f"{'/'.join(SPLITS)}/<label>/*.txt")]
     columns = ["path", "split", "label", "bytes", "utf8", "error", "chars", "words", "japanese_share", "sha256"]
-    table = pd.DataFrame(rows, columns=columns)
-    table["split_label"] = table["split"] + "/" + table["label"]
-    table["class_count"] = table.groupby("split_label")["path"].transform("count").astype(int)
-    hashed = table["sha256"] != ""
-    table["in_other_split"] = False
-    table.loc[hashed, "in_other_split"] = table[hashed].groupby("sha256")["split"].transform("nunique") > 1
+    table = add_split_facts(pd.DataFrame(rows, columns=columns))
     return table
 
 

@@ -40,6 +40,16 @@ def scores(predictions: torch.Tensor, targets: torch.Tensor, classes: list[str])
     return metrics
 
 
+def probability_table(probabilities: np.ndarray, classes: list[str]):
+    """What a served classifier answers: ``label``, its ``probability``, and ``p_<class>`` for all."""
+    import pandas as pd
+
+    table = pd.DataFrame(probabilities, columns=[f"p_{name}" for name in classes])
+    table.insert(0, "label", [classes[i] for i in probabilities.argmax(1)])
+    table.insert(1, "probability", probabilities.max(1))
+    return table
+
+
 def confusion_figure(predictions: torch.Tensor, targets: torch.Tensor, classes: list[str], path: Path) -> Path:
     """Confusion matrix (rows: true class, columns: predicted) as a PNG."""
     matrix = MulticlassConfusionMatrix(len(classes))(predictions, targets).numpy()

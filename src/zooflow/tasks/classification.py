@@ -163,11 +163,7 @@ class ClassificationTask:
         model.eval()
         with torch.no_grad():
             probabilities = model(batch.to(device)).float().softmax(1).cpu().numpy()
-        classes = ctx.info["classes"]
-        table = pd.DataFrame(probabilities, columns=[f"p_{name}" for name in classes])
-        table.insert(0, "label", [classes[i] for i in probabilities.argmax(1)])
-        table.insert(1, "probability", probabilities.max(1))
-        return table
+        return metrics.probability_table(probabilities, ctx.info["classes"])
 
     def input_example(self, ctx: RunContext) -> pd.DataFrame:
         """Two real validation images as JPEG bytes (two rows: a batch of one would pin the size)."""

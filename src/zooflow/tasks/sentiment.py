@@ -227,11 +227,7 @@ class SentimentTask:
         with torch.no_grad():
             probabilities = model(self.encoder(ctx)(texts).to(next(model.parameters()).device)).float().softmax(1)
         probabilities = probabilities.cpu().numpy()
-        classes = ctx.info["classes"]
-        table = pd.DataFrame(probabilities, columns=[f"p_{name}" for name in classes])
-        table.insert(0, "label", [classes[i] for i in probabilities.argmax(1)])
-        table.insert(1, "probability", probabilities.max(1))
-        return table
+        return metrics.probability_table(probabilities, ctx.info["classes"])
 
     def input_example(self, ctx: RunContext) -> pd.DataFrame:
         texts, _ = _split(str(ctx.folder), EVAL_SPLIT)
