@@ -21,10 +21,22 @@ log = logging.getLogger("zooflow")
 
 
 def _context(run: dict) -> tuple[object, RunContext]:
+    """Config + data facts from the data on disk (validate and train; later steps read the
+    context train saved, so facts like a vocabulary are computed once per run)."""
     cfg = config.resolve(run["task"], run["model"], run["profile"])
     task = get_task(cfg.module)
     root = settings.data_root()
     return task, RunContext(cfg=cfg, info=task.data_info(cfg, root), data_root=root)
+
+
+def _saved(trained: dict) -> tuple[object, Path, Path, RunContext]:
+    """What train left: the task, the weights and context files, and the context itself."""
+    from zooflow.registry.pyfunc import load_context
+
+    workdir = Path(trained["workdir"])
+    weights, context_file = workdir / "weights.safetensors", workdir / "run_context.json"
+    ctx = load_context(context_file, settings.data_root())
+    return get_task(ctx.cfg.module), weights, context_file, ctx
 
 
 def _workdir(run: dict) -> Path:
@@ -117,15 +129,15 @@ def evaluate(run: dict, trained: dict) -> dict:
     """Score the new model, a trivial baseline and the current champion on the same data."""
     from zooflow.registry.pyfunc import rebuild
 
-    task, ctx = _context(run)
-    workdir = Path(trained["workdir"])
-    model, _ = rebuild(workdir / "weights.safetensors", workdir / "run_context.json")
-    scores = task.evaluate(model, ctx)
+    task, weights, context_file, ctx = _saved(trained)
+    model, _ = rebuild(weights, context_file)
+    predictions = task.predict_split(model, ctx)  # one pass feeds the scores and the figures
+    scores = task.score(predictions, ctx)
     baseline = task.baseline(ctx)
     tracker = tracking.RunTracker(run["run_id"])
     tracker.log_metrics(scores, prefix="val.")
     tracker.log_metrics(baseline, prefix="baseline.")
-    figures = task.examples(model, ctx, workdir / "card")
+    figures = task.examples(model, ctx, predictions, Path(trained["workdir"]) / "card")
     champion = versions.by_alias(ctx.cfg.registered_name, versions.CHAMPION)
     champion_scores, champion_note = None, "no champion yet"
     if champion is not None:
@@ -147,12 +159,10 @@ def evaluate(run: dict, trained: dict) -> dict:
 
 def register(run: dict, data: dict, validation: dict, trained: dict, evaluation: dict) -> dict:
     """Log the pyfunc and register a new version tagged with its whole lineage."""
-    from zooflow.registry.pyfunc import log_model, rebuild
+    from zooflow.registry.pyfunc import log_model
 
-    task, ctx = _context(run)
-    workdir = Path(trained["workdir"])
-    model, _ = rebuild(workdir / "weights.safetensors", workdir / "run_context.json")
-    model_uri = log_model(model, ctx, run["run_id"], workdir / "pyfunc")
+    _, weights, context_file, ctx = _saved(trained)
+    model_uri = log_model(weights, context_file, ctx.data_root, run["run_id"])
     git = tracking.git_state(settings.project_root())
     primary = evaluation["primary_metric"]
     tags = {"task": ctx.cfg.task, "model": ctx.cfg.model, "profile": ctx.cfg.profile,
@@ -195,7 +205,7 @@ def write_card(run: dict, data: dict, validation: dict, trained: dict, evaluatio
     """The model card (markdown + HTML) with its figures, logged to the run."""
     from zooflow.governance.card import build_card
 
-    _, ctx = _context(run)
+    _, _, _, ctx = _saved(trained)
     workdir = Path(trained["workdir"]) / "card"
     card = build_card(ctx, data=data, validation=validation, trained=trained, evaluation=evaluation,
                       registered=registered, decision=decision, run_id=run["run_id"],

@@ -38,10 +38,15 @@ def save_context(ctx: RunContext, path: Path) -> Path:
     return path
 
 
+def load_context(context_file: Path, data_root: Path = Path(".")) -> RunContext:
+    """The resolved config and data facts a model was trained with (``run_context.json``)."""
+    saved = json.loads(Path(context_file).read_text())
+    return RunContext(cfg=RunConfig.model_validate(saved["config"]), info=saved["info"], data_root=Path(data_root))
+
+
 def rebuild(weights: Path, context_file: Path) -> tuple[torch.nn.Module, RunContext]:
     """The torch model of a logged version, on CPU, in eval mode, and its context."""
-    saved = json.loads(Path(context_file).read_text())
-    ctx = RunContext(cfg=RunConfig.model_validate(saved["config"]), info=saved["info"], data_root=Path("."))
+    ctx = load_context(context_file)
     model = get_task(ctx.cfg.module).build_model(ctx, pretrained=False)
     model.load_state_dict(load_file(str(weights)))
     return model.eval(), ctx
@@ -63,15 +68,14 @@ class TorchTaskModel(mlflow.pyfunc.PythonModel):
         return self.task.predict(self.model, self.ctx, model_input)
 
 
-def log_model(model: torch.nn.Module, ctx: RunContext, run_id: str, workdir: Path) -> str:
-    """Log the model as a pyfunc on ``run_id``; returns its model URI."""
+def log_model(weights: Path, context_file: Path, data_root: Path, run_id: str) -> str:
+    """Log the saved model (weights + run context) as a pyfunc on ``run_id``; its model URI.
+    The model is rebuilt from exactly those files, as a server will, to infer the signature."""
+    model, _ = rebuild(weights, context_file)
+    ctx = load_context(context_file, data_root)
     task = get_task(ctx.cfg.module)
-    workdir.mkdir(parents=True, exist_ok=True)
-    weights = save_weights(model, workdir / "weights.safetensors")
-    context_file = save_context(ctx, workdir / "run_context.json")
     example = task.input_example(ctx)
-    cpu_model = rebuild(weights, context_file)[0]
-    output = task.predict(cpu_model, ctx, example)
+    output = task.predict(model, ctx, example)
     signature = mlflow.models.infer_signature(example, output)
     with mlflow.start_run(run_id=run_id):
         info = mlflow.pyfunc.log_model(

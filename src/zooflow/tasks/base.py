@@ -60,14 +60,21 @@ class Task(Protocol):
             stop_after_epoch: int | None = None):
         """Train ``model``; returns the training loop's result (device, history, resume)."""
 
+    def predict_split(self, model: nn.Module, ctx: RunContext) -> Any:
+        """The model's outputs over the held-out split (whatever ``score`` and ``examples`` need),
+        computed once per evaluation."""
+
+    def score(self, predictions: Any, ctx: RunContext) -> dict[str, float]:
+        """Metrics from ``predict_split``'s outputs; includes ``primary_metric``."""
+
     def evaluate(self, model: nn.Module, ctx: RunContext) -> dict[str, float]:
-        """Metrics on the validation split; includes ``primary_metric``."""
+        """``score(predict_split(...))``: metrics on the held-out split."""
 
     def baseline(self, ctx: RunContext) -> dict[str, float]:
         """The same metrics for a trivial predictor on the same data."""
 
-    def examples(self, model: nn.Module, ctx: RunContext, folder: Path) -> list[Path]:
-        """Figures for the model card, written into ``folder``."""
+    def examples(self, model: nn.Module, ctx: RunContext, predictions: Any, folder: Path) -> list[Path]:
+        """Figures (PNG) or pages (HTML) for the model card, written into ``folder``."""
 
     def predict(self, model: nn.Module, ctx: RunContext, raw) -> pd.DataFrame:
         """The task's answer for raw input (image bytes/arrays, text, video, a seed...): what

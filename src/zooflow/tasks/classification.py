@@ -123,9 +123,15 @@ class ClassificationTask:
                                 stop_after_epoch=stop_after_epoch)
 
     # -- evaluation -------------------------------------------------------------------------
+    def predict_split(self, model: nn.Module, ctx: RunContext):
+        """(probabilities, targets) over the validation split: one pass feeds scores and figures."""
+        return metrics.predict_loader(model, self._loader(ctx, "val", False))
+
+    def score(self, predictions, ctx: RunContext) -> dict[str, float]:
+        return metrics.scores(*predictions, ctx.info["classes"])
+
     def evaluate(self, model: nn.Module, ctx: RunContext) -> dict[str, float]:
-        probabilities, targets = metrics.predict_loader(model, self._loader(ctx, "val", False))
-        return metrics.scores(probabilities, targets, ctx.info["classes"])
+        return self.score(self.predict_split(model, ctx), ctx)
 
     def baseline(self, ctx: RunContext) -> dict[str, float]:
         """Always answer the majority class of the training split."""
@@ -134,10 +140,10 @@ class ClassificationTask:
         val_targets = torch.tensor(self.dataset(ctx, "val", False).targets)
         return metrics.scores(torch.full_like(val_targets, majority), val_targets, ctx.info["classes"])
 
-    def examples(self, model: nn.Module, ctx: RunContext, folder: Path) -> list[Path]:
+    def examples(self, model: nn.Module, ctx: RunContext, predictions, folder: Path) -> list[Path]:
         folder.mkdir(parents=True, exist_ok=True)
         classes = ctx.info["classes"]
-        probabilities, targets = metrics.predict_loader(model, self._loader(ctx, "val", False))
+        probabilities, targets = predictions
         figures = [metrics.confusion_figure(probabilities, targets, classes, folder / "confusion_matrix.png")]
         raw = imagefolder.DeclaredImageFolder(ctx.folder, "val")
         # A spread across the set (not just the first class's images).

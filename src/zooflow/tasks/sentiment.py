@@ -137,6 +137,13 @@ class SentimentTask:
                                 stop_after_epoch=stop_after_epoch)
 
     # -- evaluation -------------------------------------------------------------------------
+    def predict_split(self, model: nn.Module, ctx: RunContext):
+        """(probabilities, targets) over the held-out split: one pass feeds scores and figures."""
+        return metrics.predict_loader(model, self._loader(ctx, EVAL_SPLIT, False))
+
+    def score(self, predictions, ctx: RunContext) -> dict[str, float]:
+        return self._scores(*predictions, ctx.info["classes"])
+
     def _scores(self, probabilities: torch.Tensor, targets: torch.Tensor, classes: list[str]) -> dict[str, float]:
         from torchmetrics.classification import MulticlassAUROC, MulticlassRecall
 
@@ -147,8 +154,7 @@ class SentimentTask:
         return found
 
     def evaluate(self, model: nn.Module, ctx: RunContext) -> dict[str, float]:
-        probabilities, targets = metrics.predict_loader(model, self._loader(ctx, EVAL_SPLIT, False))
-        return self._scores(probabilities, targets, ctx.info["classes"])
+        return self.score(self.predict_split(model, ctx), ctx)
 
     def baseline(self, ctx: RunContext) -> dict[str, float]:
         """TF-IDF (word 1-2 grams, the task's tokeniser) + logistic regression, fitted on train."""
@@ -164,10 +170,10 @@ class SentimentTask:
         probabilities = torch.tensor(classifier.predict_proba(vectorizer.transform(test_texts)), dtype=torch.float32)
         return self._scores(probabilities, torch.tensor(test_labels), ctx.info["classes"])
 
-    def examples(self, model: nn.Module, ctx: RunContext, folder: Path) -> list[Path]:
+    def examples(self, model: nn.Module, ctx: RunContext, predictions, folder: Path) -> list[Path]:
         folder.mkdir(parents=True, exist_ok=True)
         classes = ctx.info["classes"]
-        probabilities, targets = metrics.predict_loader(model, self._loader(ctx, EVAL_SPLIT, False))
+        probabilities, targets = predictions
         figures = [metrics.confusion_figure(probabilities, targets, classes, folder / "confusion_matrix.png")]
         texts, _ = _split(str(ctx.folder), EVAL_SPLIT)
         picks = np.linspace(0, len(texts) - 1, num=min(6, len(texts))).round().astype(int)
