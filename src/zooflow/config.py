@@ -74,6 +74,14 @@ class TrainingOverrides(Strict):
     max_length: int | None = None
     min_freq: int | None = None
     embedding_dim: int | None = None
+    latent_dim: int | None = None
+    betas: tuple[float, float] | None = None
+    normal_labels: tuple[str, ...] | None = None
+    search_steps: int | None = None
+    search_lr: float | None = None
+    feature_weight: float | None = None
+    select_every: int | None = None
+    discriminator_batchnorm: bool | None = None
 
 
 class ModelSpec(Strict):
@@ -122,6 +130,17 @@ class RunConfig(Strict):
     max_length: int = 256
     min_freq: int = 10
     embedding_dim: int = 0
+    latent_dim: int = Field(20, description="GANs: size of z")
+    betas: tuple[float, float] = Field((0.9, 0.999), description="Adam's betas (GANs: the book's (0.0, 0.9))")
+    normal_labels: tuple[str, ...] = Field((), description="GANs: the labels the model learns (generators: the "
+                                                           "digits to draw; anomaly: the normal digits)")
+    search_steps: int = Field(0, description="AnoGAN: Adam steps of the latent search per image")
+    search_lr: float = 0.0
+    feature_weight: float = Field(0.1, description="anomaly score = (1-w) pixel residual + w feature residual")
+    select_every: int = Field(1, ge=1, description="adversarial training: score on validation every N epochs "
+                                                   "and keep the best")
+    discriminator_batchnorm: bool = Field(False, description="GANs: batch norm in D (the DCGAN paper's; the "
+                                                            "book's D has none)")
     data: DataChecks
     policy: Policy
 

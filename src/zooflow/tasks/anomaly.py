@@ -1,0 +1,211 @@
+"""Chapter 6: anomaly detection with AnoGAN and EfficientGAN.
+
+Data: MNIST idx files (``data/mnist/MNIST/raw``). The GANs learn the ``normal_labels`` digits
+(the book: 7 and 8) of the training split; every other digit is an anomaly. Validation split:
+picks the kept checkpoint (best AUROC) and the score threshold; test split (all its normals and
+all other digits): the reported figures. Models: ``anogan`` (a DCGAN; latent search at scoring
+time) and ``efficientgan`` (a BiGAN; z = E(x) in one pass). Primary metric: AUROC.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+from torch import nn
+
+from zooflow.config import RunConfig
+from zooflow.evaluation import anomaly as scoring
+from zooflow.evaluation import gan_figures
+from zooflow.models.efficientgan import EfficientGAN
+from zooflow.models.gan import ImageGAN
+from zooflow.tasks.base import EpochCallback, RunContext
+from zooflow.tasks.digits import DigitsData, to_model_space
+from zooflow.training.adversarial import train_adversarial
+from zooflow.training.gan_steps import BiGanSteps, ImageGanSteps
+
+SELECT_ANOMALIES_PER_DIGIT = 20  # validation anomalies scored per epoch (AnoGAN's search is costly)
+
+
+def _build_anogan(cfg: RunConfig) -> nn.Module:
+    return ImageGAN(cfg.latent_dim, cfg.input_size, cfg.width, attention=False,
+                    discriminator_batchnorm=cfg.discriminator_batchnorm)
+
+
+def _build_efficientgan(cfg: RunConfig) -> nn.Module:
+    if cfg.input_size != 28:
+        raise ValueError(f"{cfg.registered_name}: EfficientGAN works on 28x28 digits; input_size must be 28, "
+                         f"got {cfg.input_size}")
+    return EfficientGAN(cfg.latent_dim, cfg.width)
+
+
+def _anogan_scores(model, images, cfg: RunConfig):
+    return scoring.anogan_scores(model, images, steps=cfg.search_steps, lr=cfg.search_lr,
+                                 feature_weight=cfg.feature_weight)
+
+
+def _efficientgan_scores(model, images, cfg: RunConfig):
+    return scoring.efficientgan_scores(model, images, feature_weight=cfg.feature_weight)
+
+
+# architecture -> (builder, scorer, training steps)
+ARCHITECTURES = {
+    "anogan": (_build_anogan, _anogan_scores, lambda cfg: ImageGanSteps(cfg.lr, cfg.betas, "bce")),
+    "efficientgan": (_build_efficientgan, _efficientgan_scores, lambda cfg: BiGanSteps(cfg.lr, cfg.betas)),
+}
+
+
+def decode_digit(item, size: int) -> np.ndarray:
+    """A raw digit - encoded bytes (PNG/JPEG...) or an HxW / HxWxC uint8 array - as 28x28 grey uint8."""
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        image = Image.open(io.BytesIO(bytes(item)))
+    else:
+        array = np.asarray(item)
+        if array.dtype != np.uint8 or array.ndim not in (2, 3):
+            raise ValueError(f"a digit array must be HxW or HxWxC uint8, got shape {array.shape} dtype {array.dtype}")
+        image = Image.fromarray(array)
+    image = image.convert("L")
+    if image.size != (28, 28):
+        image = image.resize((28, 28), Image.Resampling.BILINEAR)
+    return np.asarray(image, dtype=np.uint8)
+
+
+class AnomalyTask(DigitsData):
+    name = "anomaly"
+    primary_metric = "auroc"
+    goal = "max"
+    baseline_description = ("L1 distance to the mean normal training image, its threshold picked on the "
+                            "validation split the same way")
+
+    def _parts(self, cfg: RunConfig):
+        if cfg.architecture not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture '{cfg.architecture}'; known: {', '.join(ARCHITECTURES)}")
+        return ARCHITECTURES[cfg.architecture]
+
+    # -- model ------------------------------------------------------------------------------
+    def build_model(self, ctx: RunContext, pretrained: bool = True) -> nn.Module:
+        cfg = ctx.cfg
+        if cfg.pretrained != "none":
+            raise ValueError(f"{cfg.registered_name}: GANs here train from scratch; pretrained must be 'none', "
+                             f"got {cfg.pretrained!r}")
+        model = self._parts(cfg)[0](cfg)
+        # The decision threshold is part of the model: picked on validation data after training,
+        # saved with the weights and used by the served model.
+        model.register_buffer("threshold", torch.tensor(float("nan")))
+        return model
+
+    def _scores(self, model, images, ctx: RunContext):
+        return self._parts(ctx.cfg)[1](model, images, ctx.cfg)
+
+    def _labelled(self, ctx: RunContext, split: str, limit_anomalies: int | None = None):
+        """(model-space images, digits) of a split: all normals and all (or ``limit_anomalies``
+        per digit, spread through the file) anomalous digits."""
+        digits = self.digits(ctx, split)
+        keep = np.isin(digits.labels, [int(d) for d in ctx.cfg.normal_labels])
+        if limit_anomalies is not None:
+            for digit in set(range(10)) - {int(d) for d in ctx.cfg.normal_labels}:
+                where = np.flatnonzero(digits.labels == digit)
+                keep[where[np.linspace(0, len(where) - 1, num=min(limit_anomalies, len(where))).round().astype(int)]] = True
+        else:
+            keep[:] = True
+        return to_model_space(digits.images[keep], ctx.cfg.input_size), digits.labels[keep]
+
+    def fit(self, model: nn.Module, ctx: RunContext, checkpoint_dir: Path, on_epoch: EpochCallback,
+            stop_after_epoch: int | None = None):
+        cfg = ctx.cfg
+        normal = [int(d) for d in cfg.normal_labels]
+        images = self.dataset(ctx, "train", train=True).tensors[0]
+        select_images, select_digits = self._labelled(ctx, "val", SELECT_ANOMALIES_PER_DIGIT)
+        is_anomaly = ~np.isin(select_digits, normal)
+
+        def select(detector: nn.Module) -> dict[str, float]:
+            scores, _ = self._scores(detector, select_images, ctx)
+            return {"auroc": scoring.auroc(scores, is_anomaly)}
+
+        result = train_adversarial(model, self._parts(cfg)[2](cfg), images, epochs=cfg.epochs,
+                                   batch_size=cfg.batch_size, checkpoint_dir=checkpoint_dir, select=select,
+                                   select_metric="auroc", goal="max", select_every=cfg.select_every,
+                                   on_epoch=on_epoch, max_batches=cfg.max_batches, stop_after_epoch=stop_after_epoch)
+        if stop_after_epoch is None or result.history[-1]["epoch"] >= cfg.epochs:
+            val_images, val_digits = self._labelled(ctx, "val")
+            scores, _ = self._scores(model, val_images, ctx)
+            model.threshold.fill_(scoring.pick_threshold(scores, ~np.isin(val_digits, normal)))
+        return result
+
+    # -- evaluation -------------------------------------------------------------------------
+    def predict_split(self, model: nn.Module, ctx: RunContext) -> dict:
+        images, digits = self._labelled(ctx, "test")
+        if ctx.cfg.max_eval_samples and len(digits) > ctx.cfg.max_eval_samples:
+            picks = np.linspace(0, len(digits) - 1, num=ctx.cfg.max_eval_samples).round().astype(int)
+            images, digits = images[picks], digits[picks]
+        scores, reconstructions = self._scores(model, images, ctx)
+        return {"images": images, "digits": digits, "scores": scores, "reconstructions": reconstructions,
+                "threshold": float(model.threshold)}
+
+    def score(self, predictions: dict, ctx: RunContext) -> dict[str, float]:
+        return scoring.metrics(predictions["scores"], predictions["digits"], [int(d) for d in ctx.cfg.normal_labels],
+                               predictions["threshold"])
+
+    def evaluate(self, model: nn.Module, ctx: RunContext) -> dict[str, float]:
+        return self.score(self.predict_split(model, ctx), ctx)
+
+    def baseline(self, ctx: RunContext) -> dict[str, float]:
+        normal = [int(d) for d in ctx.cfg.normal_labels]
+        train = to_model_space(self.digits(ctx, "train", only_normal=True).images, 28)
+        val, test = self.digits(ctx, "val"), self.digits(ctx, "test")
+        threshold = scoring.pick_threshold(scoring.mean_image_scores(train, to_model_space(val.images, 28)),
+                                           ~np.isin(val.labels, normal))
+        scores = scoring.mean_image_scores(train, to_model_space(test.images, 28))
+        return scoring.metrics(scores, test.labels, normal, threshold)
+
+    def examples(self, model: nn.Module, ctx: RunContext, predictions: dict, folder: Path) -> list[Path]:
+        folder.mkdir(parents=True, exist_ok=True)
+        normal = [int(d) for d in ctx.cfg.normal_labels]
+        scores, digits = predictions["scores"].numpy(), predictions["digits"]
+        is_normal = np.isin(digits, normal)
+        figures = [gan_figures.score_histogram(
+            {f"normal ({', '.join(ctx.cfg.normal_labels)})": scores[is_normal], "anomalous (other digits)": scores[~is_normal]},
+            predictions["threshold"], folder / "score_histogram.png",
+            f"{ctx.cfg.registered_name}: test-split anomaly scores")]
+        # Two normals and one example of each anomalous digit, each the median-scored of its group.
+        picks = []
+        for digit in sorted(set(digits.tolist())):
+            where = np.flatnonzero(digits == digit)
+            ordered = where[np.argsort(scores[where])]
+            picks.append(ordered[len(ordered) // 2])
+        figures.append(gan_figures.residual_examples(
+            predictions["images"][picks], predictions["reconstructions"][picks], scores[picks],
+            [f"{digits[i]}{' (normal)' if is_normal[i] else ''}" for i in picks], folder / "residual_maps.png"))
+        return figures
+
+    # -- serving ----------------------------------------------------------------------------
+    def predict(self, model: nn.Module, ctx: RunContext, raw) -> pd.DataFrame:
+        """Anomaly score and verdict per digit image: a DataFrame with an ``image`` column
+        (encoded bytes), or a list of encoded bytes / uint8 arrays."""
+        if isinstance(raw, pd.DataFrame):
+            if "image" not in raw:
+                raise ValueError(f"expected a column 'image' (encoded bytes), got columns {list(raw.columns)}")
+            raw = raw["image"].tolist()
+        digits = np.stack([decode_digit(item, ctx.cfg.input_size) for item in raw])
+        scores, _ = self._scores(model, to_model_space(digits, ctx.cfg.input_size).to(model.threshold.device), ctx)
+        threshold = float(model.threshold)
+        return pd.DataFrame({"score": scores.numpy().astype(np.float64), "is_anomaly": (scores >= threshold).numpy(),
+                             "threshold": threshold})
+
+    def input_example(self, ctx: RunContext) -> pd.DataFrame:
+        """Two test digits (a normal one and an anomalous one) as PNG bytes."""
+        test = self.digits(ctx, "test")
+        normal = np.isin(test.labels, [int(d) for d in ctx.cfg.normal_labels])
+        rows = []
+        for index in (int(np.flatnonzero(normal)[0]), int(np.flatnonzero(~normal)[0])):
+            buffer = io.BytesIO()
+            Image.fromarray(test.images[index], mode="L").save(buffer, format="PNG")
+            rows.append(buffer.getvalue())
+        return pd.DataFrame({"image": rows})
+
+
+TASK = AnomalyTask()

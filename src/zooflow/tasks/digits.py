@@ -1,0 +1,76 @@
+"""What the chapter 5-6 tasks (generation and anomaly detection on MNIST) share: reading,
+importing and validating the MNIST idx files, and turning digits into the tensors a GAN
+trains on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch.utils.data import TensorDataset
+
+from zooflow import settings
+from zooflow.config import RunConfig
+from zooflow.data import mnist
+from zooflow.evaluation import generation as judging
+from zooflow.tasks.base import RunContext
+
+
+def to_model_space(images: np.ndarray, size: int) -> torch.Tensor:
+    """uint8 (N, 28, 28) -> float (N, 1, size, size) in [-1, 1] (the book upscales MNIST to 64x64
+    bilinearly for its 64x64 GANs)."""
+    x = judging.to_signed(images)
+    if size != x.shape[-1]:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=size < x.shape[-1])
+    return x
+
+
+class DigitsData:
+    """The data half of the task contract for MNIST tasks."""
+
+    def data_info(self, cfg: RunConfig, data_root: Path) -> dict[str, Any]:
+        return {"classes": list(mnist.DIGITS), "normal_labels": list(cfg.normal_labels),
+                "image_size": cfg.input_size}
+
+    def manifest(self, ctx: RunContext) -> pd.DataFrame:
+        return mnist.manifest(ctx.folder, relative_to=ctx.data_root)
+
+    def import_data(self, source: Path, target: Path) -> list[str]:
+        """MNIST idx files (``MNIST/raw`` or ``raw``, gzipped or not) or digit image folders."""
+        return mnist.import_digits(source, target)
+
+    def expectations(self, ctx: RunContext) -> list:
+        import great_expectations as gx  # slow import; serving a model never needs it
+
+        checks = ctx.cfg.data
+        every_split_digit = [f"{split}/{digit}" for split in mnist.SPLITS for digit in mnist.DIGITS]
+        return [
+            gx.expectations.ExpectColumnValuesToBeInSet(column="error", value_set=[""]),
+            gx.expectations.ExpectColumnValuesToBeInSet(column="label", value_set=list(mnist.DIGITS)),
+            gx.expectations.ExpectColumnValuesToBeInSet(column="rows", value_set=[28]),
+            gx.expectations.ExpectColumnValuesToBeInSet(column="cols", value_set=[28]),
+            gx.expectations.ExpectColumnValuesToBeBetween(column="pixel_min", min_value=0, max_value=255),
+            gx.expectations.ExpectColumnValuesToBeBetween(column="pixel_max", min_value=1, max_value=255),
+            gx.expectations.ExpectColumnDistinctValuesToContainSet(column="split_label", value_set=every_split_digit),
+            gx.expectations.ExpectColumnValuesToBeBetween(column="class_count", min_value=checks.min_images_per_class),
+            gx.expectations.ExpectColumnValuesToBeInSet(column="in_other_split", value_set=[False]),
+        ]
+
+    def digits(self, ctx: RunContext, split: str, only_normal: bool = False) -> mnist.Digits:
+        """One split's digits (optionally only ``cfg.normal_labels``)."""
+        split_digits = mnist.load_split(ctx.folder, split)
+        return split_digits.only(ctx.cfg.normal_labels) if only_normal else split_digits
+
+    def dataset(self, ctx: RunContext, split: str, train: bool):
+        """The split's normal digits as model-space tensors (what the GAN learns from)."""
+        digits = self.digits(ctx, split, only_normal=True)
+        return TensorDataset(to_model_space(digits.images, ctx.cfg.input_size), torch.from_numpy(digits.labels))
+
+    def judge(self, ctx: RunContext) -> judging.DigitJudge:
+        """The digit classifier trained on this data version's training split (cached)."""
+        train = self.digits(ctx, "train")
+        return judging.load_judge(settings.project_root() / ".zooflow" / "judges", train.images, train.labels)

@@ -1,0 +1,141 @@
+"""Chapter 5: image generation with DCGAN and Self-Attention GAN.
+
+Data: MNIST idx files (``data/mnist/MNIST/raw``); generators learn the digits of
+``normal_labels`` (the book: 7 and 8) from the training split, upscaled to ``input_size``.
+Models: ``dcgan`` (BCE loss) and ``sagan`` (spectral norm, self-attention, hinge loss).
+Primary metric: FID (lower is better) of 1,000 samples against the held-out test digits, on the
+features of a digit classifier trained on the same data version; also the share of samples
+that classifier reads as a learnt digit with confidence >= 0.9. During training the weights
+kept are those with the best FID on the validation split.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+from torch import nn
+
+from zooflow.evaluation import gan_figures
+from zooflow.evaluation import generation as judging
+from zooflow.models.gan import ImageGAN
+from zooflow.tasks.base import EpochCallback, RunContext
+from zooflow.tasks.digits import DigitsData
+from zooflow.training.adversarial import train_adversarial
+from zooflow.training.gan_steps import ImageGanSteps
+
+EVAL_SAMPLES = 1000
+EVAL_SEED = 2019          # the samples every version is scored on (same z for champion and challenger)
+SELECT_SAMPLES = 500
+SELECT_SEED = 7
+LOSSES = {"dcgan": "bce", "sagan": "hinge"}
+
+
+class GenerationTask(DigitsData):
+    name = "generation"
+    primary_metric = "fid"
+    goal = "min"
+    baseline_description = ("an untrained generator of the same architecture (the book's initialisation, seed 0), "
+                            "sampled with the same z")
+
+    # -- model ------------------------------------------------------------------------------
+    def build_model(self, ctx: RunContext, pretrained: bool = True) -> nn.Module:
+        cfg = ctx.cfg
+        if cfg.architecture not in LOSSES:
+            raise ValueError(f"unknown architecture '{cfg.architecture}'; known: {', '.join(LOSSES)}")
+        if cfg.pretrained != "none":
+            raise ValueError(f"{cfg.registered_name}: GANs here train from scratch; pretrained must be 'none', "
+                             f"got {cfg.pretrained!r}")
+        return ImageGAN(cfg.latent_dim, cfg.input_size, cfg.width, attention=cfg.architecture == "sagan",
+                        discriminator_batchnorm=cfg.discriminator_batchnorm)
+
+    def fit(self, model: nn.Module, ctx: RunContext, checkpoint_dir: Path, on_epoch: EpochCallback,
+            stop_after_epoch: int | None = None):
+        cfg = ctx.cfg
+        images = self.dataset(ctx, "train", train=True).tensors[0]
+        judge = self.judge(ctx)
+        val_real = judging.to_signed(self.digits(ctx, "val", only_normal=True).images)
+
+        def select(gan: nn.Module) -> dict[str, float]:
+            fake = judging.sample(gan.generator, gan.z_dim, SELECT_SAMPLES, SELECT_SEED)
+            return {"fid": judging.fid(judge, val_real, fake)}
+
+        steps = ImageGanSteps(cfg.lr, cfg.betas, LOSSES[cfg.architecture])
+        return train_adversarial(model, steps, images, epochs=cfg.epochs, batch_size=cfg.batch_size,
+                                 checkpoint_dir=checkpoint_dir, select=select, select_metric="fid", goal="min",
+                                 select_every=cfg.select_every, on_epoch=on_epoch, max_batches=cfg.max_batches,
+                                 stop_after_epoch=stop_after_epoch)
+
+    # -- evaluation -------------------------------------------------------------------------
+    def predict_split(self, model: nn.Module, ctx: RunContext) -> dict:
+        """Samples from fixed z and the held-out test digits they are compared with."""
+        model.eval()
+        count = min(EVAL_SAMPLES, ctx.cfg.max_eval_samples or EVAL_SAMPLES)
+        return {"fake": judging.sample(model.generator, model.z_dim, count, EVAL_SEED),
+                "real": judging.to_signed(self.digits(ctx, "test", only_normal=True).images)}
+
+    def score(self, predictions: dict, ctx: RunContext) -> dict[str, float]:
+        judge = self.judge(ctx)
+        digits = [int(d) for d in ctx.cfg.normal_labels]
+        return {"fid": judging.fid(judge, predictions["real"], predictions["fake"]),
+                "confident_share": judging.confident_share(judge, predictions["fake"], digits),
+                "real_confident_share": judging.confident_share(judge, predictions["real"], digits)}
+
+    def evaluate(self, model: nn.Module, ctx: RunContext) -> dict[str, float]:
+        return self.score(self.predict_split(model, ctx), ctx)
+
+    def baseline(self, ctx: RunContext) -> dict[str, float]:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            untrained = self.build_model(ctx)
+        return self.evaluate(untrained, ctx)
+
+    def examples(self, model: nn.Module, ctx: RunContext, predictions: dict, folder: Path) -> list[Path]:
+        folder.mkdir(parents=True, exist_ok=True)
+        real, fake = predictions["real"], predictions["fake"]
+        picks = np.linspace(0, len(real) - 1, num=min(20, len(real))).round().astype(int)
+        figures = [gan_figures.image_rows(
+            [("real (test)", real[picks[:10]]), ("real (test)", real[picks[10:]]),
+             ("generated", fake[:10]), ("generated", fake[10:20])], folder / "real_vs_generated.png")]
+        blocks = model.attention_blocks("generator")
+        if blocks:
+            with torch.no_grad():
+                model.generator(torch.randn(1, model.z_dim, generator=torch.Generator().manual_seed(EVAL_SEED)))
+            image = fake[0]
+            for index, block in enumerate(blocks):
+                side = int(round(block.last_attention.shape[-1] ** 0.5))
+                queries = [(side // 4, side // 2), (side // 2, side // 2), (3 * side // 4, side // 3)]
+                figures.append(gan_figures.attention_maps(
+                    image, block.last_attention[0], queries, folder / f"attention_generator_{index + 1}.png",
+                    layer=f"(generator block {index + 1}, {side}x{side} positions, gamma {block.gamma.item():.3f})"))
+        return figures
+
+    # -- serving ----------------------------------------------------------------------------
+    def predict(self, model: nn.Module, ctx: RunContext, raw) -> pd.DataFrame:
+        """``count`` PNG digits per ``seed``: a DataFrame with columns ``seed`` and ``count``
+        (or a list of (seed, count) pairs). The same seed always gives the same images."""
+        table = raw if isinstance(raw, pd.DataFrame) else pd.DataFrame(list(raw), columns=["seed", "count"])
+        missing = {"seed", "count"} - set(table.columns)
+        if missing:
+            raise ValueError(f"expected columns 'seed' and 'count', missing {sorted(missing)}")
+        rows = []
+        for seed, count in zip(table["seed"], table["count"]):
+            if not 1 <= int(count) <= 1024:
+                raise ValueError(f"count must be 1-1024 images per seed, got {count}")
+            images = judging.sample(model.generator, model.z_dim, int(count), int(seed))
+            for index, image in enumerate(images):
+                pixels = ((image.squeeze(0).clamp(-1, 1) + 1) * 127.5).round().byte().numpy()
+                buffer = io.BytesIO()
+                Image.fromarray(pixels, mode="L").save(buffer, format="PNG")
+                rows.append({"seed": int(seed), "index": index, "image": buffer.getvalue()})
+        return pd.DataFrame(rows)
+
+    def input_example(self, ctx: RunContext) -> pd.DataFrame:
+        return pd.DataFrame({"seed": [0, 1], "count": [2, 2]})
+
+
+TASK = GenerationTask()

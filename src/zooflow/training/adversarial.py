@@ -1,0 +1,122 @@
+"""One training loop for adversarial models (GANs, BiGANs): two or more networks, each with
+its own optimiser, stepped by a task's ``AdversarialSteps``.
+
+GAN losses say little about sample quality and GANs drift and collapse, so the loop scores the
+model on validation data every ``select_every`` epochs (``select``: FID of samples, anomaly
+AUROC, ...) and keeps the best weights, not the last. Like the supervised loop: one device
+(CUDA > CPU), metrics per epoch, an atomic checkpoint per epoch with every optimiser, the RNG
+state and the best weights so far, so an interrupted run resumes to the same result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from zooflow.training import checkpoint
+from zooflow.training.device import pick_device, restore_rng_state, rng_state
+from zooflow.training.loop import EpochCallback, TrainResult
+
+
+class AdversarialSteps(Protocol):
+    def optimizers(self, model: nn.Module) -> dict[str, torch.optim.Optimizer]:
+        """One optimiser per network, by name."""
+
+    def step(self, model: nn.Module, real: torch.Tensor, optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, float]:
+        """One update of every network on a batch of real images; the batch's losses and
+        balance figures (e.g. the discriminator's mean belief in real and fake images)."""
+
+
+def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def train_adversarial(model: nn.Module, steps: AdversarialSteps, images: torch.Tensor, *, epochs: int,
+                      batch_size: int, checkpoint_dir: Path, select: Callable[[nn.Module], dict[str, float]],
+                      select_metric: str, goal: str, select_every: int = 1, on_epoch: EpochCallback | None = None,
+                      max_batches: int | None = None, stop_after_epoch: int | None = None,
+                      show_progress: bool = True) -> TrainResult:
+    """Train on ``images`` (N, C, H, W, already preprocessed) for ``epochs``; keep the weights
+    that score best on ``select_metric`` (``goal`` "min" or "max") and load them into ``model``
+    at the end. Metrics reach ``on_epoch`` as ``train_<loss>`` means and ``val_<metric>``."""
+    if goal not in ("min", "max"):
+        raise ValueError(f"goal must be 'min' or 'max', got {goal!r}")
+    device = pick_device()
+    model.to(device)
+    optimizers = steps.optimizers(model)
+    # drop_last: a batch of one breaks batch norm, and equal batches keep the D/G balance steady.
+    loader = DataLoader(TensorDataset(images), batch_size=batch_size, shuffle=True, drop_last=len(images) > batch_size)
+    result = TrainResult(device=device, epochs=epochs)
+    best = {"state": None, "value": None, "epoch": None}
+    start = 1
+    saved = checkpoint.load(checkpoint_dir)
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        for name, optimizer in optimizers.items():
+            optimizer.load_state_dict(saved["optimizers"][name])
+        restore_rng_state(saved["rng"])
+        result.history, best = list(saved["history"]), saved["best"]
+        result.resumed_from_epoch = saved["epoch"]
+        start = saved["epoch"] + 1
+    better = (lambda a, b: a < b) if goal == "min" else (lambda a, b: a > b)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, disable=not show_progress, transient=True) as progress:
+        for epoch in range(start, epochs + 1):
+            model.train()
+            sums: dict[str, float] = {}
+            batches = min(len(loader), max_batches) if max_batches else len(loader)
+            task_id = progress.add_task(f"epoch {epoch}/{epochs} train", total=batches)
+            for index, (real,) in enumerate(loader):
+                if index >= batches:
+                    break
+                for key, value in steps.step(model, real.to(device, non_blocking=True), optimizers).items():
+                    sums[key] = sums.get(key, 0.0) + value
+                progress.advance(task_id)
+            progress.remove_task(task_id)
+            metrics = {f"train_{key}": value / max(batches, 1) for key, value in sums.items()}
+            if epoch % select_every == 0 or epoch == epochs:
+                model.eval()
+                scores = select(model)
+                metrics |= {f"val_{key}": value for key, value in scores.items()}
+                value = scores[select_metric]
+                if best["value"] is None or better(value, best["value"]):
+                    best = {"state": _cpu_state(model), "value": value, "epoch": epoch}
+            metrics["selected_epoch"] = float(best["epoch"] or 0)
+            result.history.append({"epoch": epoch, **metrics})
+            checkpoint.save(checkpoint_dir, {"model": model.state_dict(), "epoch": epoch, "rng": rng_state(),
+                                             "optimizers": {n: o.state_dict() for n, o in optimizers.items()},
+                                             "history": result.history, "best": best})
+            if on_epoch:
+                on_epoch(epoch, metrics)
+            if stop_after_epoch is not None and epoch >= stop_after_epoch and epoch < epochs:
+                return result
+    if best["state"] is not None:
+        model.load_state_dict(best["state"])
+        result.selected_epoch = best["epoch"]
+    model.eval()
+    return result
+
+
+def frozen(*modules: nn.Module):
+    """A context in which ``modules``' parameters take no gradients (the other network's step)."""
+    return _Frozen([p for m in modules for p in m.parameters()])
+
+
+class _Frozen:
+    def __init__(self, parameters: list[nn.Parameter]):
+        self.parameters = [p for p in parameters if p.requires_grad]
+
+    def __enter__(self):
+        for p in self.parameters:
+            p.requires_grad_(False)
+
+    def __exit__(self, *_):
+        for p in self.parameters:
+            p.requires_grad_(True)
+
