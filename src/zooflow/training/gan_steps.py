@@ -48,25 +48,33 @@ class ImageGanSteps:
             return -fake_logits.mean()
         return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
 
-    def step(self, model, real, optimizers):
-        G, D = model.generator, model.discriminator
-        z = torch.randn(len(real), model.z_dim, device=real.device)
+    def losses(self, model, real, z) -> tuple[torch.Tensor, torch.Tensor]:
+        """(D loss, G loss) for a real batch and a z batch."""
+        fake = model.generator(z)
+        fake_logits = model.discriminator(fake)
+        return self._d_loss(model.discriminator(real), fake_logits), self._g_loss(fake_logits)
+
+    def discriminator_step(self, model, real, z, optimizers) -> dict[str, float]:
         with torch.no_grad():
-            fake = G(z)
-        real_logits, fake_logits = D(real), D(fake)
+            fake = model.generator(z)
+        real_logits, fake_logits = model.discriminator(real), model.discriminator(fake)
         d_loss = self._d_loss(real_logits, fake_logits)
         optimizers["discriminator"].zero_grad(set_to_none=True)
         d_loss.backward()
         optimizers["discriminator"].step()
+        return {"d_loss": d_loss.item(), "d_real": _belief(real_logits), "d_fake": _belief(fake_logits)}
 
-        with frozen(D):
-            fooled = D(G(torch.randn(len(real), model.z_dim, device=real.device)))
-            g_loss = self._g_loss(fooled)
+    def generator_step(self, model, real, z, optimizers) -> dict[str, float]:
+        with frozen(model.discriminator):
+            g_loss = self._g_loss(model.discriminator(model.generator(z)))
             optimizers["generator"].zero_grad(set_to_none=True)
             g_loss.backward()
             optimizers["generator"].step()
-        return {"d_loss": d_loss.item(), "g_loss": g_loss.item(),
-                "d_real": _belief(real_logits), "d_fake": _belief(fake_logits)}
+        return {"g_loss": g_loss.item()}
+
+    def step(self, model, real, optimizers):
+        draw = lambda: torch.randn(len(real), model.z_dim, device=real.device)  # noqa: E731
+        return self.discriminator_step(model, real, draw(), optimizers) | self.generator_step(model, real, draw(), optimizers)
 
 
 class BiGanSteps:
@@ -81,26 +89,42 @@ class BiGanSteps:
                 "encoder": _adam(model.encoder, self.lr["encoder"], self.betas),
                 "discriminator": _adam(model.discriminator, self.lr["discriminator"], self.betas)}
 
-    def step(self, model, real, optimizers):
-        G, E, D = model.generator, model.encoder, model.discriminator
-        z = torch.randn(len(real), model.z_dim, device=real.device)
-        with torch.no_grad():
-            fake, encoded = G(z), E(real)
-        real_logits, fake_logits = D(real, encoded), D(fake, z)
+    def losses(self, model, real, z) -> tuple[torch.Tensor, torch.Tensor]:
+        """(D loss, G + E loss) for a real batch and a z batch."""
+        real_logits = model.discriminator(real, model.encoder(real))
+        fake_logits = model.discriminator(model.generator(z), z)
         ones, zeros = torch.ones_like(real_logits), torch.zeros_like(real_logits)
         d_loss = (F.binary_cross_entropy_with_logits(real_logits, ones)
                   + F.binary_cross_entropy_with_logits(fake_logits, zeros))
+        ge_loss = (F.binary_cross_entropy_with_logits(fake_logits, ones)
+                   + F.binary_cross_entropy_with_logits(real_logits, zeros))
+        return d_loss, ge_loss
+
+    def discriminator_step(self, model, real, z, optimizers) -> dict[str, float]:
+        G, E, D = model.generator, model.encoder, model.discriminator
+        with torch.no_grad():
+            fake, encoded = G(z), E(real)
+        real_logits, fake_logits = D(real, encoded), D(fake, z)
+        d_loss = (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+                  + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
         optimizers["discriminator"].zero_grad(set_to_none=True)
         d_loss.backward()
         optimizers["discriminator"].step()
+        return {"d_loss": d_loss.item(), "d_real": _belief(real_logits), "d_fake": _belief(fake_logits)}
 
+    def generator_step(self, model, real, z, optimizers) -> dict[str, float]:
+        G, E, D = model.generator, model.encoder, model.discriminator
         with frozen(D):
-            g_loss = F.binary_cross_entropy_with_logits(D(G(z), z), ones)
-            e_loss = F.binary_cross_entropy_with_logits(D(real, E(real)), zeros)
+            fooled, exposed = D(G(z), z), D(real, E(real))
+            g_loss = F.binary_cross_entropy_with_logits(fooled, torch.ones_like(fooled))
+            e_loss = F.binary_cross_entropy_with_logits(exposed, torch.zeros_like(exposed))
             optimizers["generator"].zero_grad(set_to_none=True)
             optimizers["encoder"].zero_grad(set_to_none=True)
             (g_loss + e_loss).backward()
             optimizers["generator"].step()
             optimizers["encoder"].step()
-        return {"d_loss": d_loss.item(), "g_loss": g_loss.item(), "e_loss": e_loss.item(),
-                "d_real": _belief(real_logits), "d_fake": _belief(fake_logits)}
+        return {"g_loss": g_loss.item(), "e_loss": e_loss.item()}
+
+    def step(self, model, real, optimizers):
+        z = torch.randn(len(real), model.z_dim, device=real.device)
+        return self.discriminator_step(model, real, z, optimizers) | self.generator_step(model, real, z, optimizers)
