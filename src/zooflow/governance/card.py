@@ -50,8 +50,8 @@ def limitations(ctx: RunContext) -> list[str]:
     cfg = ctx.cfg
     notes = list(cfg.limitations)
     if cfg.pretrained == "none":
-        notes.append("Trained from random initialisation (no pretrained weights): the book's results assume "
-                     "ImageNet-pretrained weights, so scores here are far below what the architecture reaches.")
+        notes.append("Trained from random initialisation (`pretrained: none`): where the book starts from "
+                     "pretrained weights (chapters 1, 7 and 8), scores here are far below what the architecture reaches.")
     if cfg.profile != "book":
         notes.append(f"`{cfg.profile}` profile: smaller than the book's settings ({cfg.epochs} epochs and reduced "
                      "sizes, see the config below); for demonstration and tests, not production.")
