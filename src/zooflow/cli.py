@@ -102,8 +102,8 @@ def data_ensure_demo() -> None:
 
 @data_app.command("import")
 def data_import(task: str, source: Path) -> None:
-    """Take a dataset in the task's format (an ImageFolder, an aclImdb folder or a TSV/CSV
-    of texts) into data/ as a new version."""
+    """Take a dataset in the task's format (an ImageFolder, an aclImdb folder, a TSV/CSV of
+    texts, MNIST idx files or digit image folders) into data/ as a new version."""
     from zooflow.config import load_task_file
     from zooflow.data import store
     from zooflow.tasks import get_task
