@@ -5,7 +5,9 @@ from zooflow.config import all_runs, load_task_file
 def test_demo_covers_every_model_of_every_task():
     assert set(all_runs("demo")) == {("classification", "vgg16-transfer"), ("classification", "vgg16-finetune"),
                                      ("classification", "mobilenetv2-transfer"), ("sentiment", "transformer"),
-                                     ("sentiment", "bert"), ("sentiment-ja", "transformer")}
+                                     ("sentiment", "bert"), ("sentiment-ja", "transformer"),
+                                     ("generation", "dcgan"), ("generation", "sagan"),
+                                     ("anomaly", "anogan"), ("anomaly", "efficientgan")}
     assert ("sentiment-ja", "bert") not in all_runs("demo")  # smoke only offline, see its config
 
 
