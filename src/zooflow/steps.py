@@ -14,7 +14,7 @@ from zooflow.data import store
 from zooflow.registry import policy as promotion_policy
 from zooflow.registry import tracking, versions
 from zooflow.tasks import get_task
-from zooflow.tasks.base import RunContext
+from zooflow.tasks.base import RunContext, evaluate as evaluate_model
 from zooflow.validation.runner import ValidationFailed, validate
 
 log = logging.getLogger("zooflow")
@@ -147,7 +147,7 @@ def evaluate(run: dict, trained: dict) -> dict:
                              f"({champion_ctx.info.get('classes')}); not comparable")
         else:
             rescored = RunContext(cfg=champion_ctx.cfg, info=champion_ctx.info, data_root=ctx.data_root)
-            champion_scores = task.evaluate(champion_model, rescored)
+            champion_scores = evaluate_model(task, champion_model, rescored)
             champion_note = f"champion v{champion.version} re-scored on this run's validation data"
             tracker.log_metrics(champion_scores, prefix="champion.")
     return {"metrics": scores, "baseline": baseline, "baseline_note": task.baseline_description,

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from zooflow.config import resolve
-from zooflow.tasks.base import RunContext
+from zooflow.tasks.base import RunContext, evaluate
 from zooflow.tasks.classification import TASK
 from zooflow.training.device import device_label, seed_everything
 
@@ -21,4 +21,4 @@ def test_training_runs_on_cuda_with_bf16_and_channels_last(image_folder, tmp_pat
     assert next(model.parameters()).is_cuda
     assert model.features[0].weight.is_contiguous(memory_format=torch.channels_last)
     assert all(torch.isfinite(torch.tensor(h["train_loss"])) for h in result.history)
-    assert 0.0 <= TASK.evaluate(model, ctx)["accuracy"] <= 1.0
+    assert 0.0 <= evaluate(TASK, model, ctx)["accuracy"] <= 1.0

@@ -9,7 +9,6 @@ time) and ``efficientgan`` (a BiGAN; z = E(x) in one pass). Primary metric: AURO
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ from PIL import Image
 from torch import nn
 
 from zooflow.config import RunConfig
+from zooflow.data.raw_images import decode_image, encode_png, image_items
 from zooflow.evaluation import anomaly as scoring
 from zooflow.evaluation import gan_figures
 from zooflow.models.efficientgan import EfficientGAN
@@ -59,16 +59,9 @@ ARCHITECTURES = {
 }
 
 
-def decode_digit(item, size: int) -> np.ndarray:
-    """A raw digit - encoded bytes (PNG/JPEG...) or an HxW / HxWxC uint8 array - as 28x28 grey uint8."""
-    if isinstance(item, (bytes, bytearray, memoryview)):
-        image = Image.open(io.BytesIO(bytes(item)))
-    else:
-        array = np.asarray(item)
-        if array.dtype != np.uint8 or array.ndim not in (2, 3):
-            raise ValueError(f"a digit array must be HxW or HxWxC uint8, got shape {array.shape} dtype {array.dtype}")
-        image = Image.fromarray(array)
-    image = image.convert("L")
+def decode_digit(item) -> np.ndarray:
+    """A raw digit (encoded bytes or a uint8 array) as 28x28 grey uint8, resized when needed."""
+    image = decode_image(item, mode="L")
     if image.size != (28, 28):
         image = image.resize((28, 28), Image.Resampling.BILINEAR)
     return np.asarray(image, dtype=np.uint8)
@@ -150,9 +143,6 @@ class AnomalyTask(DigitsData):
         return scoring.metrics(predictions["scores"], predictions["digits"], [int(d) for d in ctx.cfg.normal_labels],
                                predictions["threshold"])
 
-    def evaluate(self, model: nn.Module, ctx: RunContext) -> dict[str, float]:
-        return self.score(self.predict_split(model, ctx), ctx)
-
     def baseline(self, ctx: RunContext) -> dict[str, float]:
         normal = [int(d) for d in ctx.cfg.normal_labels]
         train = to_model_space(self.digits(ctx, "train", only_normal=True).images, 28)
@@ -186,11 +176,7 @@ class AnomalyTask(DigitsData):
     def predict(self, model: nn.Module, ctx: RunContext, raw) -> pd.DataFrame:
         """Anomaly score and verdict per digit image: a DataFrame with an ``image`` column
         (encoded bytes), or a list of encoded bytes / uint8 arrays."""
-        if isinstance(raw, pd.DataFrame):
-            if "image" not in raw:
-                raise ValueError(f"expected a column 'image' (encoded bytes), got columns {list(raw.columns)}")
-            raw = raw["image"].tolist()
-        digits = np.stack([decode_digit(item, ctx.cfg.input_size) for item in raw])
+        digits = np.stack([decode_digit(item) for item in image_items(raw)])
         scores, _ = self._scores(model, to_model_space(digits, ctx.cfg.input_size).to(model.threshold.device), ctx)
         threshold = float(model.threshold)
         return pd.DataFrame({"score": scores.numpy().astype(np.float64), "is_anomaly": (scores >= threshold).numpy(),
@@ -200,12 +186,8 @@ class AnomalyTask(DigitsData):
         """Two test digits (a normal one and an anomalous one) as PNG bytes."""
         test = self.digits(ctx, "test")
         normal = np.isin(test.labels, [int(d) for d in ctx.cfg.normal_labels])
-        rows = []
-        for index in (int(np.flatnonzero(normal)[0]), int(np.flatnonzero(~normal)[0])):
-            buffer = io.BytesIO()
-            Image.fromarray(test.images[index], mode="L").save(buffer, format="PNG")
-            rows.append(buffer.getvalue())
-        return pd.DataFrame({"image": rows})
+        picks = (int(np.flatnonzero(normal)[0]), int(np.flatnonzero(~normal)[0]))
+        return pd.DataFrame({"image": [encode_png(test.images[index]) for index in picks]})
 
 
 TASK = AnomalyTask()

@@ -67,9 +67,6 @@ class Task(Protocol):
     def score(self, predictions: Any, ctx: RunContext) -> dict[str, float]:
         """Metrics from ``predict_split``'s outputs; includes ``primary_metric``."""
 
-    def evaluate(self, model: nn.Module, ctx: RunContext) -> dict[str, float]:
-        """``score(predict_split(...))``: metrics on the held-out split."""
-
     def baseline(self, ctx: RunContext) -> dict[str, float]:
         """The same metrics for a trivial predictor on the same data."""
 
@@ -82,3 +79,8 @@ class Task(Protocol):
 
     def input_example(self, ctx: RunContext) -> pd.DataFrame:
         """A raw-input example (at least two rows) for the model signature."""
+
+
+def evaluate(task: Task, model: nn.Module, ctx: RunContext) -> dict[str, float]:
+    """Metrics of ``model`` on the held-out split: ``score(predict_split(...))``."""
+    return task.score(task.predict_split(model, ctx), ctx)

@@ -7,14 +7,12 @@ rates), ``mobilenetv2-transfer`` (ImageNet MobileNetV2, head only). Primary metr
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader
 from torchvision.transforms import v2
@@ -22,6 +20,7 @@ from torchvision.transforms import v2
 from zooflow.config import RunConfig
 from zooflow.data import imagefolder
 from zooflow.data.importer import import_imagefolder
+from zooflow.data.raw_images import decode_image, image_items
 from zooflow.evaluation import classification as metrics
 from zooflow.models import mobilenet, vgg
 from zooflow.tasks.base import EpochCallback, RunContext
@@ -46,16 +45,6 @@ def transforms(cfg: RunConfig, train: bool) -> v2.Compose:
         geometry = [v2.Resize(cfg.resize, antialias=True), v2.CenterCrop(cfg.input_size)]
     return v2.Compose([v2.ToImage(), *geometry, v2.ToDtype(torch.float32, scale=True),
                        v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
-
-
-def decode_image(item: Any) -> Image.Image:
-    """A raw image - encoded bytes (JPEG/PNG/...), or an HxWxC / HxW uint8 array - as RGB."""
-    if isinstance(item, (bytes, bytearray, memoryview)):
-        return Image.open(io.BytesIO(bytes(item))).convert("RGB")
-    array = np.asarray(item)
-    if array.dtype != np.uint8 or array.ndim not in (2, 3):
-        raise ValueError(f"an image array must be HxWxC or HxW uint8, got shape {array.shape} dtype {array.dtype}")
-    return Image.fromarray(array).convert("RGB")
 
 
 class ClassificationTask:
@@ -130,9 +119,6 @@ class ClassificationTask:
     def score(self, predictions, ctx: RunContext) -> dict[str, float]:
         return metrics.scores(*predictions, ctx.info["classes"])
 
-    def evaluate(self, model: nn.Module, ctx: RunContext) -> dict[str, float]:
-        return self.score(self.predict_split(model, ctx), ctx)
-
     def baseline(self, ctx: RunContext) -> dict[str, float]:
         """Always answer the majority class of the training split."""
         train_targets = torch.tensor(self.dataset(ctx, "train", False).targets)
@@ -159,12 +145,8 @@ class ClassificationTask:
     def predict(self, model: nn.Module, ctx: RunContext, images) -> pd.DataFrame:
         """Label and class probabilities for raw images: a DataFrame with an ``image`` column
         (what the served model receives), or a list of encoded bytes / HxWxC uint8 arrays."""
-        if isinstance(images, pd.DataFrame):
-            if "image" not in images:
-                raise ValueError(f"expected a column 'image' (encoded bytes), got columns {list(images.columns)}")
-            images = images["image"].tolist()
         preprocess = transforms(ctx.cfg, train=False)
-        batch = torch.stack([preprocess(decode_image(item)) for item in images])
+        batch = torch.stack([preprocess(decode_image(item)) for item in image_items(images)])
         device = next(model.parameters()).device
         model.eval()
         with torch.no_grad():

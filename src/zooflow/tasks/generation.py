@@ -11,19 +11,18 @@ kept are those with the best FID on the validation split.
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
 from torch import nn
 
+from zooflow.data.raw_images import encode_png
 from zooflow.evaluation import gan_figures
 from zooflow.evaluation import generation as judging
 from zooflow.models.gan import ImageGAN
-from zooflow.tasks.base import EpochCallback, RunContext
+from zooflow.tasks.base import EpochCallback, RunContext, evaluate
 from zooflow.tasks.digits import DigitsData
 from zooflow.training.adversarial import train_adversarial
 from zooflow.training.gan_steps import ImageGanSteps
@@ -85,14 +84,11 @@ class GenerationTask(DigitsData):
                 "confident_share": judging.confident_share(judge, predictions["fake"], digits),
                 "real_confident_share": judging.confident_share(judge, predictions["real"], digits)}
 
-    def evaluate(self, model: nn.Module, ctx: RunContext) -> dict[str, float]:
-        return self.score(self.predict_split(model, ctx), ctx)
-
     def baseline(self, ctx: RunContext) -> dict[str, float]:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
             untrained = self.build_model(ctx)
-        return self.evaluate(untrained, ctx)
+        return evaluate(self, untrained, ctx)
 
     def examples(self, model: nn.Module, ctx: RunContext, predictions: dict, folder: Path) -> list[Path]:
         folder.mkdir(parents=True, exist_ok=True)
@@ -129,9 +125,7 @@ class GenerationTask(DigitsData):
             images = judging.sample(model.generator, model.z_dim, int(count), int(seed))
             for index, image in enumerate(images):
                 pixels = ((image.squeeze(0).clamp(-1, 1) + 1) * 127.5).round().byte().numpy()
-                buffer = io.BytesIO()
-                Image.fromarray(pixels, mode="L").save(buffer, format="PNG")
-                rows.append({"seed": int(seed), "index": index, "image": buffer.getvalue()})
+                rows.append({"seed": int(seed), "index": index, "image": encode_png(pixels)})
         return pd.DataFrame(rows)
 
     def input_example(self, ctx: RunContext) -> pd.DataFrame:

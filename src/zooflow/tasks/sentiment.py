@@ -153,9 +153,6 @@ class SentimentTask:
             found["roc_auc"] = MulticlassAUROC(len(classes), average="macro")(probabilities, targets).item()
         return found
 
-    def evaluate(self, model: nn.Module, ctx: RunContext) -> dict[str, float]:
-        return self.score(self.predict_split(model, ctx), ctx)
-
     def baseline(self, ctx: RunContext) -> dict[str, float]:
         """TF-IDF (word 1-2 grams, the task's tokeniser) + logistic regression, fitted on train."""
         from sklearn.feature_extraction.text import TfidfVectorizer
