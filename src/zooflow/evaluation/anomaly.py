@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
+from zooflow.training.adversarial import frozen
+
 # scikit-learn, not torchmetrics, for these: torchmetrics' binary metrics read scores outside
 # [0, 1] as logits and squash them with a sigmoid, which flattens residual sums of hundreds into
 # ties (AUROC 0.5 whatever the model).
@@ -36,28 +38,33 @@ def anogan_scores(model, images: torch.Tensor, *, steps: int, lr: float, feature
     device = next(G.parameters()).device
     draw = torch.Generator().manual_seed(seed)
     scores, reconstructions = [], []
-    for x in images.split(chunk):
-        x = x.to(device)
-        z = torch.randn(len(x), model.z_dim, generator=draw).to(device).requires_grad_(True)
-        optimizer = torch.optim.Adam([z], lr=lr)
-        with torch.no_grad():
-            _, x_features = D.features(x)
-        for _ in range(steps):
-            reconstruction = G(z)
-            _, features = D.features(reconstruction)
-            # Summed over the chunk: each z only affects its own image's term.
-            loss = _residuals(x, reconstruction, x_features, features, feature_weight).sum()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        with torch.no_grad():
-            reconstruction = G(z)
-            _, features = D.features(reconstruction)
-            scores.append(_residuals(x, reconstruction, x_features, features, feature_weight).cpu())
+    with frozen(G, D):  # gradients for z only: none computed (or left behind) for the weights
+        for x in images.split(chunk):
+            z = torch.randn(len(x), model.z_dim, generator=draw).to(device)
+            score, reconstruction = _search(G, D, x.to(device), z, steps, lr, feature_weight)
+            scores.append(score.cpu())
             reconstructions.append(reconstruction.cpu())
-    for network in (G, D):  # the search never trains them, but leave no stale gradients behind
-        network.zero_grad(set_to_none=True)
     return torch.cat(scores), torch.cat(reconstructions)
+
+
+def _search(G, D, x, z, steps, lr, feature_weight):
+    """Adam on z (one per image) for ``steps``; the images' scores and reconstructions at the end."""
+    z = z.requires_grad_(True)
+    optimizer = torch.optim.Adam([z], lr=lr)
+    with torch.no_grad():
+        _, x_features = D.features(x)
+    for _ in range(steps):
+        reconstruction = G(z)
+        _, features = D.features(reconstruction)
+        # Summed over the chunk: each z only affects its own image's term.
+        loss = _residuals(x, reconstruction, x_features, features, feature_weight).sum()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        reconstruction = G(z)
+        _, features = D.features(reconstruction)
+        return _residuals(x, reconstruction, x_features, features, feature_weight), reconstruction
 
 
 @torch.no_grad()

@@ -11,6 +11,7 @@ state and the best weights so far, so an interrupted run resumes to the same res
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
@@ -103,20 +104,15 @@ def train_adversarial(model: nn.Module, steps: AdversarialSteps, images: torch.T
     return result
 
 
+@contextmanager
 def frozen(*modules: nn.Module):
-    """A context in which ``modules``' parameters take no gradients (the other network's step)."""
-    return _Frozen([p for m in modules for p in m.parameters()])
-
-
-class _Frozen:
-    def __init__(self, parameters: list[nn.Parameter]):
-        self.parameters = [p for p in parameters if p.requires_grad]
-
-    def __enter__(self):
-        for p in self.parameters:
-            p.requires_grad_(False)
-
-    def __exit__(self, *_):
-        for p in self.parameters:
+    """A context in which ``modules``' parameters take no gradients: the other network's step,
+    or a search over inputs that must not spend a backward pass on the weights."""
+    parameters = [p for m in modules for p in m.parameters() if p.requires_grad]
+    for p in parameters:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in parameters:
             p.requires_grad_(True)
-
