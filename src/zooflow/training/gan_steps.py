@@ -23,53 +23,57 @@ def _belief(logits: torch.Tensor) -> float:
     return torch.sigmoid(logits.detach()).mean().item()
 
 
+def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
+    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
+
+
+def _update(loss: torch.Tensor, *optimizers: torch.optim.Optimizer) -> None:
+    for optimizer in optimizers:
+        optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    for optimizer in optimizers:
+        optimizer.step()
+
+
+# loss name -> (discriminator loss(real logits, fake logits), generator loss(fake logits))
+LOSSES = {
+    "bce": (lambda real, fake: _bce(real, 1.0) + _bce(fake, 0.0), lambda fake: _bce(fake, 1.0)),
+    "hinge": (lambda real, fake: F.relu(1 - real).mean() + F.relu(1 + fake).mean(), lambda fake: -fake.mean()),
+}
+
+
 class ImageGanSteps:
     """DCGAN (BCE with logits) or SAGAN (hinge loss) on ``model.generator`` / ``model.discriminator``:
     one discriminator update on a real batch and as many generated images, then one generator
     update on a fresh z."""
 
     def __init__(self, lr: dict[str, float], betas: tuple[float, float], loss: str = "bce"):
-        if loss not in ("bce", "hinge"):
-            raise ValueError(f"loss must be 'bce' or 'hinge', got {loss!r}")
-        self.lr, self.betas, self.loss = lr, betas, loss
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+        self.lr, self.betas = lr, betas
+        self.d_loss, self.g_loss = LOSSES[loss]
 
     def optimizers(self, model: nn.Module) -> dict[str, torch.optim.Optimizer]:
         return {"generator": _adam(model.generator, self.lr["generator"], self.betas),
                 "discriminator": _adam(model.discriminator, self.lr["discriminator"], self.betas)}
 
-    def _d_loss(self, real_logits, fake_logits):
-        if self.loss == "hinge":
-            return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
-        return (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
-                + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
-
-    def _g_loss(self, fake_logits):
-        if self.loss == "hinge":
-            return -fake_logits.mean()
-        return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
-
     def losses(self, model, real, z) -> tuple[torch.Tensor, torch.Tensor]:
         """(D loss, G loss) for a real batch and a z batch."""
-        fake = model.generator(z)
-        fake_logits = model.discriminator(fake)
-        return self._d_loss(model.discriminator(real), fake_logits), self._g_loss(fake_logits)
+        fake_logits = model.discriminator(model.generator(z))
+        return self.d_loss(model.discriminator(real), fake_logits), self.g_loss(fake_logits)
 
     def discriminator_step(self, model, real, z, optimizers) -> dict[str, float]:
         with torch.no_grad():
             fake = model.generator(z)
         real_logits, fake_logits = model.discriminator(real), model.discriminator(fake)
-        d_loss = self._d_loss(real_logits, fake_logits)
-        optimizers["discriminator"].zero_grad(set_to_none=True)
-        d_loss.backward()
-        optimizers["discriminator"].step()
+        d_loss = self.d_loss(real_logits, fake_logits)
+        _update(d_loss, optimizers["discriminator"])
         return {"d_loss": d_loss.item(), "d_real": _belief(real_logits), "d_fake": _belief(fake_logits)}
 
     def generator_step(self, model, real, z, optimizers) -> dict[str, float]:
         with frozen(model.discriminator):
-            g_loss = self._g_loss(model.discriminator(model.generator(z)))
-            optimizers["generator"].zero_grad(set_to_none=True)
-            g_loss.backward()
-            optimizers["generator"].step()
+            g_loss = self.g_loss(model.discriminator(model.generator(z)))
+            _update(g_loss, optimizers["generator"])
         return {"g_loss": g_loss.item()}
 
     def step(self, model, real, optimizers):
@@ -90,39 +94,25 @@ class BiGanSteps:
                 "discriminator": _adam(model.discriminator, self.lr["discriminator"], self.betas)}
 
     def losses(self, model, real, z) -> tuple[torch.Tensor, torch.Tensor]:
-        """(D loss, G + E loss) for a real batch and a z batch."""
+        """(D loss, G + E loss) for a real batch and a z batch: the same BCE, labels swapped."""
         real_logits = model.discriminator(real, model.encoder(real))
         fake_logits = model.discriminator(model.generator(z), z)
-        ones, zeros = torch.ones_like(real_logits), torch.zeros_like(real_logits)
-        d_loss = (F.binary_cross_entropy_with_logits(real_logits, ones)
-                  + F.binary_cross_entropy_with_logits(fake_logits, zeros))
-        ge_loss = (F.binary_cross_entropy_with_logits(fake_logits, ones)
-                   + F.binary_cross_entropy_with_logits(real_logits, zeros))
-        return d_loss, ge_loss
+        return _bce(real_logits, 1.0) + _bce(fake_logits, 0.0), _bce(fake_logits, 1.0) + _bce(real_logits, 0.0)
 
     def discriminator_step(self, model, real, z, optimizers) -> dict[str, float]:
         G, E, D = model.generator, model.encoder, model.discriminator
         with torch.no_grad():
             fake, encoded = G(z), E(real)
         real_logits, fake_logits = D(real, encoded), D(fake, z)
-        d_loss = (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
-                  + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
-        optimizers["discriminator"].zero_grad(set_to_none=True)
-        d_loss.backward()
-        optimizers["discriminator"].step()
+        d_loss = _bce(real_logits, 1.0) + _bce(fake_logits, 0.0)
+        _update(d_loss, optimizers["discriminator"])
         return {"d_loss": d_loss.item(), "d_real": _belief(real_logits), "d_fake": _belief(fake_logits)}
 
     def generator_step(self, model, real, z, optimizers) -> dict[str, float]:
         G, E, D = model.generator, model.encoder, model.discriminator
         with frozen(D):
-            fooled, exposed = D(G(z), z), D(real, E(real))
-            g_loss = F.binary_cross_entropy_with_logits(fooled, torch.ones_like(fooled))
-            e_loss = F.binary_cross_entropy_with_logits(exposed, torch.zeros_like(exposed))
-            optimizers["generator"].zero_grad(set_to_none=True)
-            optimizers["encoder"].zero_grad(set_to_none=True)
-            (g_loss + e_loss).backward()
-            optimizers["generator"].step()
-            optimizers["encoder"].step()
+            g_loss, e_loss = _bce(D(G(z), z), 1.0), _bce(D(real, E(real)), 0.0)
+            _update(g_loss + e_loss, optimizers["generator"], optimizers["encoder"])
         return {"g_loss": g_loss.item(), "e_loss": e_loss.item()}
 
     def step(self, model, real, optimizers):
