@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
 PROFILES = ("smoke", "demo", "book")
 
@@ -51,55 +51,6 @@ class Policy(Strict):
 class Schedule(Strict):
     cron: str = "0 3 * * 1"
     timezone: str = "UTC"
-
-
-class TrainingOverrides(Strict):
-    """One profile block (or the model's defaults): every field optional, none unknown."""
-
-    pretrained: str | None = None
-    input_size: int | None = None
-    resize: int | None = None
-    width: float | None = None
-    hidden: int | None = None
-    epochs: int | None = None
-    batch_size: int | None = None
-    momentum: float | None = None
-    lr: dict[str, float] | None = None
-    optimizer: Literal["sgd", "adam", "adamw"] | None = None
-    seed: int | None = None
-    num_workers: int | None = None
-    max_batches: int | None = None
-    max_eval_samples: int | None = None
-    tokenizer: str | None = None
-    max_length: int | None = None
-    min_freq: int | None = None
-    embedding_dim: int | None = None
-    latent_dim: int | None = None
-    betas: tuple[float, float] | None = None
-    normal_labels: tuple[str, ...] | None = None
-    search_steps: int | None = None
-    search_lr: float | None = None
-    feature_weight: float | None = None
-    select_every: int | None = None
-    discriminator_batchnorm: bool | None = None
-
-
-class ModelSpec(Strict):
-    architecture: str
-    description: str = ""
-    limitations: tuple[str, ...] = ()
-    defaults: TrainingOverrides = TrainingOverrides()
-    profiles: dict[Literal["smoke", "demo", "book"], TrainingOverrides]
-
-
-class TaskFile(Strict):
-    task: str
-    module: str = Field("", description="the task module (tasks/<module>.py) when it differs from the task name, "
-                                        "e.g. sentiment-ja uses the sentiment module")
-    data: DataChecks
-    policy: Policy
-    schedule: Schedule = Schedule()
-    models: dict[str, ModelSpec]
 
 
 class RunConfig(Strict):
@@ -161,6 +112,33 @@ class RunConfig(Strict):
     def registered_name(self) -> str:
         """The MLflow registered model name, ``<task>-<model>``."""
         return f"{self.task}-{self.model}"
+
+
+# What the task file decides; every other RunConfig field a model's defaults or profile may set.
+_TASK_LEVEL = {"task", "module", "model", "profile", "architecture", "description", "limitations", "data", "policy"}
+
+TrainingOverrides = create_model(
+    "TrainingOverrides", __base__=Strict,
+    __doc__="One profile block (or the model's defaults): every RunConfig training field, optional; none unknown.",
+    **{name: (field.annotation | None, None) for name, field in RunConfig.model_fields.items() if name not in _TASK_LEVEL})
+
+
+class ModelSpec(Strict):
+    architecture: str
+    description: str = ""
+    limitations: tuple[str, ...] = ()
+    defaults: TrainingOverrides = TrainingOverrides()
+    profiles: dict[Literal["smoke", "demo", "book"], TrainingOverrides]
+
+
+class TaskFile(Strict):
+    task: str
+    module: str = Field("", description="the task module (tasks/<module>.py) when it differs from the task name, "
+                                        "e.g. sentiment-ja uses the sentiment module")
+    data: DataChecks
+    policy: Policy
+    schedule: Schedule = Schedule()
+    models: dict[str, ModelSpec]
 
 
 def _error_text(error: ValidationError) -> str:
