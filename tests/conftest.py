@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,22 @@ def make_project(folder: Path, policy: dict | None = None, datasets: tuple[str, 
         raw["policy"].update(policy or {})
         (configs / source.name).write_text(yaml.safe_dump(raw, sort_keys=False, allow_unicode=True))
     return folder
+
+
+@contextmanager
+def using_project(root: Path):
+    """``root`` as the zooflow home and config folder (for module-scoped fixtures, which cannot
+    use monkeypatch); the environment is restored afterwards."""
+    saved = {key: os.environ.get(key) for key in ("ZOOFLOW_HOME", "ZOOFLOW_CONFIG_DIR")}
+    os.environ.update(ZOOFLOW_HOME=str(root), ZOOFLOW_CONFIG_DIR=str(root / "configs"))
+    try:
+        yield root
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 @pytest.fixture

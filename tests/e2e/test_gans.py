@@ -3,7 +3,6 @@ EfficientGAN (smoke profiles) on the demo MNIST idx files - validated, trained, 
 their baselines, registered, promoted and carded; then served from the registry."""
 
 import io
-import os
 
 import mlflow
 import pandas as pd
@@ -12,7 +11,7 @@ import yaml
 from PIL import Image
 
 from flows.pipeline import train_task
-from tests.conftest import make_project
+from tests.conftest import make_project, using_project
 from zooflow import settings
 from zooflow.data import mnist, store
 from zooflow.validation.runner import ValidationFailed
@@ -32,12 +31,8 @@ def gan_project(tmp_path_factory, prefect_server):
     root = make_project(tmp_path_factory.mktemp("gans") / "project", datasets=("mnist",))
     set_threshold(root, "generation", 1.0e6)   # any FID passes: smoke generators are barely trained
     set_threshold(root, "anomaly", 0.0)
-    saved = {key: os.environ.get(key) for key in ("ZOOFLOW_HOME", "ZOOFLOW_CONFIG_DIR")}
-    os.environ.update(ZOOFLOW_HOME=str(root), ZOOFLOW_CONFIG_DIR=str(root / "configs"))
-    results = {pair: train_task(*pair, "smoke") for pair in MODELS}
-    yield root, results
-    for key, value in saved.items():
-        os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+    with using_project(root):
+        yield root, {pair: train_task(*pair, "smoke") for pair in MODELS}
 
 
 @pytest.mark.parametrize("task,model", MODELS)

@@ -16,7 +16,7 @@ from PIL import Image
 
 from flows.pipeline import train_task
 from tests import servers
-from tests.conftest import make_project
+from tests.conftest import make_project, using_project
 from tests.servers import free_port
 from zooflow import settings, steps
 from zooflow.registry import versions
@@ -28,16 +28,10 @@ NAME = "classification-vgg16-transfer"
 def trained(tmp_path_factory, prefect_server):
     """A lenient-policy project where the smoke pipeline ran twice."""
     root = make_project(tmp_path_factory.mktemp("e2e") / "project", policy={"threshold": 0.0, "margin": 0.01})
-    saved = {key: os.environ.get(key) for key in ("ZOOFLOW_HOME", "ZOOFLOW_CONFIG_DIR")}
-    os.environ.update(ZOOFLOW_HOME=str(root), ZOOFLOW_CONFIG_DIR=str(root / "configs"))
-    first = train_task("classification", "vgg16-transfer", "smoke")
-    second = train_task("classification", "vgg16-transfer", "smoke")
-    yield root, first, second
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with using_project(root):
+        first = train_task("classification", "vgg16-transfer", "smoke")
+        second = train_task("classification", "vgg16-transfer", "smoke")
+        yield root, first, second
 
 
 def client() -> MlflowClient:

@@ -1,7 +1,6 @@
 """Chapters 7-8 through the same Prefect flow: English (tweets) and Japanese (the project's
 reviews), Transformer and BERT, smoke profiles; validation stops bad text files by name."""
 
-import os
 import shutil
 
 import mlflow
@@ -10,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.pipeline import train_task
-from tests.conftest import make_project
+from tests.conftest import make_project, using_project
 from zooflow import settings
 from zooflow.data import store
 from zooflow.registry import versions
@@ -21,14 +20,10 @@ from zooflow.validation.runner import ValidationFailed
 def text_project(tmp_path_factory, prefect_server):
     root = make_project(tmp_path_factory.mktemp("text") / "project", policy={"threshold": 0.0},
                        datasets=("sentiment-en", "sentiment-ja"))
-    saved = {key: os.environ.get(key) for key in ("ZOOFLOW_HOME", "ZOOFLOW_CONFIG_DIR")}
-    os.environ.update(ZOOFLOW_HOME=str(root), ZOOFLOW_CONFIG_DIR=str(root / "configs"))
-    results = {(task, model): train_task(task, model, "smoke")
-               for task, model in (("sentiment", "transformer"), ("sentiment", "bert"), ("sentiment-ja", "transformer"),
-                                   ("sentiment-ja", "bert"))}
-    yield root, results
-    for key, value in saved.items():
-        os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+    with using_project(root):
+        yield root, {(task, model): train_task(task, model, "smoke")
+                     for task, model in (("sentiment", "transformer"), ("sentiment", "bert"),
+                                         ("sentiment-ja", "transformer"), ("sentiment-ja", "bert"))}
 
 
 @pytest.mark.parametrize("task,model", [("sentiment", "transformer"), ("sentiment", "bert"),

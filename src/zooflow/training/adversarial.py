@@ -16,13 +16,12 @@ from pathlib import Path
 from typing import Protocol
 
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from zooflow.training import checkpoint
 from zooflow.training.device import pick_device, restore_rng_state, rng_state
-from zooflow.training.loop import EpochCallback, TrainResult
+from zooflow.training.loop import EpochCallback, TrainResult, progress_bar
 
 
 class AdversarialSteps(Protocol):
@@ -66,8 +65,7 @@ def train_adversarial(model: nn.Module, steps: AdversarialSteps, images: torch.T
         result.resumed_from_epoch = saved["epoch"]
         start = saved["epoch"] + 1
     better = (lambda a, b: a < b) if goal == "min" else (lambda a, b: a > b)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, disable=not show_progress, transient=True) as progress:
+    with progress_bar(show_progress) as progress:
         for epoch in range(start, epochs + 1):
             model.train()
             sums: dict[str, float] = {}

@@ -37,6 +37,12 @@ def _batches(loader, limit: int | None):
         yield batch
 
 
+def progress_bar(show: bool) -> Progress:
+    """The per-epoch progress bar both training loops draw (transient: it leaves no lines)."""
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    disable=not show, transient=True)
+
+
 def keep_frozen_batchnorm_in_eval(model: nn.Module) -> None:
     """Batch-norm layers whose parameters are frozen keep their pretrained running statistics:
     in train mode they would re-estimate them from small, shifted batches and wreck a frozen
@@ -105,8 +111,7 @@ def train_supervised(model: nn.Module, optimizer: torch.optim.Optimizer, train_l
         result.history = list(saved["history"])
         result.resumed_from_epoch = saved["epoch"]
         start = saved["epoch"] + 1
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, disable=not show_progress, transient=True) as progress:
+    with progress_bar(show_progress) as progress:
         for epoch in range(start, epochs + 1):
             train = _run_epoch(model, train_loader, criterion, device, optimizer, max_batches,
                                use_channels_last, progress, f"epoch {epoch}/{epochs} train")
