@@ -169,3 +169,33 @@ def test_judge_is_cached_by_data_content_and_reads_digits(tmp_path):
     # FID of a set with itself is ~0; against the other class it is large.
     assert judging.fid(judge, signed[labels == 1], signed[labels == 1]) < 1e-3
     assert judging.fid(judge, signed[labels == 1], signed[labels == 0]) > 1.0
+
+
+def test_adversarial_training_resumes_to_the_same_weights_and_keeps_the_best_checkpoint(tmp_path):
+    from zooflow.training.adversarial import train_adversarial
+    from zooflow.training.device import seed_everything
+
+    images = torch.rand(32, 1, 16, 16) * 2 - 1
+    scores = {1: 9.0, 2: 5.0, 3: 7.0}  # validation score per epoch: epoch 2 is the best ("min")
+
+    def run(folder, first_epoch=1, stop=None):
+        model = ImageGAN(z_dim=4, image_size=16, width=0.25, attention=False)
+        epochs = iter(range(first_epoch, 4))
+        steps = ImageGanSteps({"generator": 1e-3, "discriminator": 1e-3}, (0.5, 0.999), "bce")
+        result = train_adversarial(model, steps, images, epochs=3, batch_size=8, checkpoint_dir=folder,
+                                   select=lambda gan: {"score": scores[next(epochs)]}, select_metric="score",
+                                   goal="min", stop_after_epoch=stop, show_progress=False)
+        return model, result
+
+    seed_everything(0)
+    straight, result = run(tmp_path / "a")
+    assert result.selected_epoch == 2 and [h["selected_epoch"] for h in result.history] == [1, 2, 2]
+
+    seed_everything(0)
+    _, first = run(tmp_path / "b", stop=1)
+    assert len(first.history) == 1 and first.selected_epoch is None
+    seed_everything(123)  # a restart: the checkpoint, not this seed, decides what follows
+    resumed, second = run(tmp_path / "b", first_epoch=2)
+    assert second.resumed_from_epoch == 1 and second.selected_epoch == 2
+    for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
