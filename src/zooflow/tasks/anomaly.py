@@ -24,11 +24,13 @@ from zooflow.evaluation import gan_figures
 from zooflow.models.efficientgan import EfficientGAN
 from zooflow.models.gan import ImageGAN
 from zooflow.tasks.base import EpochCallback, RunContext
-from zooflow.tasks.digits import DigitsData, to_model_space
+from zooflow.tasks.digits import DigitsData, normal_digits, require_from_scratch, to_model_space
 from zooflow.training.adversarial import train_adversarial
 from zooflow.training.gan_steps import BiGanSteps, ImageGanSteps
 
-SELECT_ANOMALIES_PER_DIGIT = 20  # validation anomalies scored per epoch (AnoGAN's search is costly)
+# Validation set the kept checkpoint and the threshold are picked on: every validation normal and
+# this many of each anomalous digit (AnoGAN's search makes scoring all of them each epoch costly).
+SELECT_ANOMALIES_PER_DIGIT = 20
 
 
 def _build_anogan(cfg: RunConfig) -> nn.Module:
@@ -82,9 +84,7 @@ class AnomalyTask(DigitsData):
     # -- model ------------------------------------------------------------------------------
     def build_model(self, ctx: RunContext, pretrained: bool = True) -> nn.Module:
         cfg = ctx.cfg
-        if cfg.pretrained != "none":
-            raise ValueError(f"{cfg.registered_name}: GANs here train from scratch; pretrained must be 'none', "
-                             f"got {cfg.pretrained!r}")
+        require_from_scratch(cfg)
         model = self._parts(cfg)[0](cfg)
         # The decision threshold is part of the model: picked on validation data after training,
         # saved with the weights and used by the served model.
@@ -94,39 +94,38 @@ class AnomalyTask(DigitsData):
     def _scores(self, model, images, ctx: RunContext):
         return self._parts(ctx.cfg)[1](model, images, ctx.cfg)
 
-    def _labelled(self, ctx: RunContext, split: str, limit_anomalies: int | None = None):
-        """(model-space images, digits) of a split: all normals and all (or ``limit_anomalies``
-        per digit, spread through the file) anomalous digits."""
+    def _labelled(self, ctx: RunContext, split: str, anomalies_per_digit: int | None = None):
+        """(model-space images, digits) of a split: every normal digit, and every anomalous one or
+        ``anomalies_per_digit`` of each, spread through the file."""
         digits = self.digits(ctx, split)
-        keep = np.isin(digits.labels, [int(d) for d in ctx.cfg.normal_labels])
-        if limit_anomalies is not None:
-            for digit in set(range(10)) - {int(d) for d in ctx.cfg.normal_labels}:
+        normal = normal_digits(ctx.cfg)
+        keep = np.ones(len(digits), dtype=bool)
+        if anomalies_per_digit is not None:
+            keep = np.isin(digits.labels, normal)
+            for digit in set(range(10)) - set(normal):
                 where = np.flatnonzero(digits.labels == digit)
-                keep[where[np.linspace(0, len(where) - 1, num=min(limit_anomalies, len(where))).round().astype(int)]] = True
-        else:
-            keep[:] = True
+                spread = np.linspace(0, len(where) - 1, num=min(anomalies_per_digit, len(where))).round().astype(int)
+                keep[where[spread]] = True
         return to_model_space(digits.images[keep], ctx.cfg.input_size), digits.labels[keep]
 
     def fit(self, model: nn.Module, ctx: RunContext, checkpoint_dir: Path, on_epoch: EpochCallback,
             stop_after_epoch: int | None = None):
         cfg = ctx.cfg
-        normal = [int(d) for d in cfg.normal_labels]
         images = self.dataset(ctx, "train", train=True).tensors[0]
-        select_images, select_digits = self._labelled(ctx, "val", SELECT_ANOMALIES_PER_DIGIT)
-        is_anomaly = ~np.isin(select_digits, normal)
+        val_images, val_digits = self._labelled(ctx, "val", SELECT_ANOMALIES_PER_DIGIT)
+        is_anomaly = ~np.isin(val_digits, normal_digits(cfg))
 
         def select(detector: nn.Module) -> dict[str, float]:
-            scores, _ = self._scores(detector, select_images, ctx)
+            scores, _ = self._scores(detector, val_images, ctx)
             return {"auroc": scoring.auroc(scores, is_anomaly)}
 
         result = train_adversarial(model, self._parts(cfg)[2](cfg), images, epochs=cfg.epochs,
                                    batch_size=cfg.batch_size, checkpoint_dir=checkpoint_dir, select=select,
                                    select_metric="auroc", goal="max", select_every=cfg.select_every,
                                    on_epoch=on_epoch, max_batches=cfg.max_batches, stop_after_epoch=stop_after_epoch)
-        if stop_after_epoch is None or result.history[-1]["epoch"] >= cfg.epochs:
-            val_images, val_digits = self._labelled(ctx, "val")
+        if result.selected_epoch is not None:  # training finished: the threshold goes with the kept weights
             scores, _ = self._scores(model, val_images, ctx)
-            model.threshold.fill_(scoring.pick_threshold(scores, ~np.isin(val_digits, normal)))
+            model.threshold.fill_(scoring.pick_threshold(scores, is_anomaly))
         return result
 
     # -- evaluation -------------------------------------------------------------------------
@@ -140,11 +139,11 @@ class AnomalyTask(DigitsData):
                 "threshold": float(model.threshold)}
 
     def score(self, predictions: dict, ctx: RunContext) -> dict[str, float]:
-        return scoring.metrics(predictions["scores"], predictions["digits"], [int(d) for d in ctx.cfg.normal_labels],
+        return scoring.metrics(predictions["scores"], predictions["digits"], normal_digits(ctx.cfg),
                                predictions["threshold"])
 
     def baseline(self, ctx: RunContext) -> dict[str, float]:
-        normal = [int(d) for d in ctx.cfg.normal_labels]
+        normal = normal_digits(ctx.cfg)
         train = to_model_space(self.digits(ctx, "train", only_normal=True).images, 28)
         val, test = self.digits(ctx, "val"), self.digits(ctx, "test")
         threshold = scoring.pick_threshold(scoring.mean_image_scores(train, to_model_space(val.images, 28)),
@@ -154,7 +153,7 @@ class AnomalyTask(DigitsData):
 
     def examples(self, model: nn.Module, ctx: RunContext, predictions: dict, folder: Path) -> list[Path]:
         folder.mkdir(parents=True, exist_ok=True)
-        normal = [int(d) for d in ctx.cfg.normal_labels]
+        normal = normal_digits(ctx.cfg)
         scores, digits = predictions["scores"].numpy(), predictions["digits"]
         is_normal = np.isin(digits, normal)
         figures = [gan_figures.score_histogram(
@@ -185,7 +184,7 @@ class AnomalyTask(DigitsData):
     def input_example(self, ctx: RunContext) -> pd.DataFrame:
         """Two test digits (a normal one and an anomalous one) as PNG bytes."""
         test = self.digits(ctx, "test")
-        normal = np.isin(test.labels, [int(d) for d in ctx.cfg.normal_labels])
+        normal = np.isin(test.labels, normal_digits(ctx.cfg))
         picks = (int(np.flatnonzero(normal)[0]), int(np.flatnonzero(~normal)[0]))
         return pd.DataFrame({"image": [encode_png(test.images[index]) for index in picks]})
 

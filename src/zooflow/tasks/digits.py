@@ -29,6 +29,18 @@ def to_model_space(images: np.ndarray, size: int) -> torch.Tensor:
     return x
 
 
+def normal_digits(cfg: RunConfig) -> list[int]:
+    """The digits the model learns (``normal_labels``) as integers."""
+    return [int(label) for label in cfg.normal_labels]
+
+
+def require_from_scratch(cfg: RunConfig) -> None:
+    """The book trains its GANs from random initialisation; no pretrained source is defined."""
+    if cfg.pretrained != "none":
+        raise ValueError(f"{cfg.registered_name}: GANs here train from scratch; pretrained must be 'none', "
+                         f"got {cfg.pretrained!r}")
+
+
 class DigitsData:
     """The data half of the task contract for MNIST tasks."""
 
@@ -63,7 +75,7 @@ class DigitsData:
     def digits(self, ctx: RunContext, split: str, only_normal: bool = False) -> mnist.Digits:
         """One split's digits (optionally only ``cfg.normal_labels``)."""
         split_digits = mnist.load_split(ctx.folder, split)
-        return split_digits.only(ctx.cfg.normal_labels) if only_normal else split_digits
+        return split_digits.only(normal_digits(ctx.cfg)) if only_normal else split_digits
 
     def dataset(self, ctx: RunContext, split: str, train: bool):
         """The split's normal digits as model-space tensors (what the GAN learns from)."""

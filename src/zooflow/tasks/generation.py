@@ -23,7 +23,7 @@ from zooflow.evaluation import gan_figures
 from zooflow.evaluation import generation as judging
 from zooflow.models.gan import ImageGAN
 from zooflow.tasks.base import EpochCallback, RunContext, evaluate
-from zooflow.tasks.digits import DigitsData
+from zooflow.tasks.digits import DigitsData, normal_digits, require_from_scratch
 from zooflow.training.adversarial import train_adversarial
 from zooflow.training.gan_steps import ImageGanSteps
 
@@ -46,9 +46,7 @@ class GenerationTask(DigitsData):
         cfg = ctx.cfg
         if cfg.architecture not in LOSSES:
             raise ValueError(f"unknown architecture '{cfg.architecture}'; known: {', '.join(LOSSES)}")
-        if cfg.pretrained != "none":
-            raise ValueError(f"{cfg.registered_name}: GANs here train from scratch; pretrained must be 'none', "
-                             f"got {cfg.pretrained!r}")
+        require_from_scratch(cfg)
         return ImageGAN(cfg.latent_dim, cfg.input_size, cfg.width, attention=cfg.architecture == "sagan",
                         discriminator_batchnorm=cfg.discriminator_batchnorm)
 
@@ -79,7 +77,7 @@ class GenerationTask(DigitsData):
 
     def score(self, predictions: dict, ctx: RunContext) -> dict[str, float]:
         judge = self.judge(ctx)
-        digits = [int(d) for d in ctx.cfg.normal_labels]
+        digits = normal_digits(ctx.cfg)
         return {"fid": judging.fid(judge, predictions["real"], predictions["fake"]),
                 "confident_share": judging.confident_share(judge, predictions["fake"], digits),
                 "real_confident_share": judging.confident_share(judge, predictions["real"], digits)}
