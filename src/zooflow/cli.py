@@ -237,27 +237,45 @@ def ui(port: int = 5000) -> None:
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    """Errors that are about the user's data, config or environment: shown as a clear message
-    (it names the file/row and what is wrong), not as a traceback."""
-    from zooflow.config import ConfigError
-    from zooflow.data.store import DataError
-    from zooflow.models.pretrained import PretrainedWeightsMissing
-    from zooflow.validation.runner import ValidationFailed
+    """Errors that are about the user's data, config, command or environment: shown as one
+    clear message (it names the file/row/key and what is wrong), not as a traceback."""
+    from zooflow.errors import UserError
 
-    return ConfigError, DataError, PretrainedWeightsMissing, ValidationFailed, LookupError, FileNotFoundError
+    return UserError, LookupError, FileNotFoundError
+
+
+def _say_error(title: str, message: str) -> None:
+    console.print(f"[bold red]zooflow: {title}[/bold red]")
+    console.print(message, markup=False, highlight=False)
 
 
 def main() -> None:
+    """The ``zooflow`` command. ``--debug`` (anywhere on the line) shows tracebacks."""
+    import click
+
+    args = sys.argv[1:]
+    debug = "--debug" in args
+    args = [arg for arg in args if arg != "--debug"]
     try:
-        app(standalone_mode=False)
-    except _user_errors() as error:
-        console.print(f"[bold red]zooflow: {type(error).__name__}[/bold red]")
-        console.print(str(error), markup=False, highlight=False)
-        raise SystemExit(1) from None
-    except (typer.Abort, KeyboardInterrupt):
+        app(args=args, prog_name="zooflow", standalone_mode=False)
+    except click.exceptions.ClickException as error:  # a mistyped command, option or argument
+        error.show()
+        raise SystemExit(error.exit_code) from None
+    except (typer.Abort, click.exceptions.Abort, KeyboardInterrupt):
         raise SystemExit(130) from None
     except typer.Exit as done:
         raise SystemExit(done.exit_code) from None
+    except _user_errors() as error:
+        if debug:
+            raise
+        _say_error(type(error).__name__, str(error))
+        raise SystemExit(getattr(error, "exit_code", 1)) from None
+    except Exception as error:  # a bug: say so in one line; the traceback is one flag away
+        if debug:
+            raise
+        _say_error("internal error", f"{type(error).__name__}: {error}\n"
+                   "This is a bug in zooflow, not in your input. Rerun with --debug for the traceback.")
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

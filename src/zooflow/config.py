@@ -17,11 +17,12 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+from zooflow.errors import UserError
 
 PROFILES = ("smoke", "demo", "book")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A task config that cannot be used; the message names the file and the key."""
 
 

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from zooflow.data.labelled import add_split_facts
+from zooflow.errors import InputRejected
 
 RAW = Path("MNIST") / "raw"
 FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -37,7 +38,7 @@ _IDX_TYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"),
               0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 
 
-class IdxFormatError(ValueError):
+class IdxFormatError(InputRejected):
     """An idx file that cannot be read as what it claims to be; the message names the file."""
 
 

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import yaml
+from zooflow.errors import UserError
 
 DATA_DIR = "data"
 POINTER = "data.dvc"
@@ -22,7 +23,7 @@ DEFAULT_REMOTE = "local"
 DEFAULT_REMOTE_FOLDER = ".dvc-storage"
 
 
-class DataError(RuntimeError):
+class DataError(UserError, RuntimeError):
     """The data is missing or does not match its recorded version."""
 
 

@@ -18,13 +18,14 @@ import pandas as pd
 
 from zooflow.data.imagefolder import read_classes, write_classes
 from zooflow.data.labelled import add_split_facts, labelled_files
+from zooflow.errors import InputRejected
 
 SPLITS = ("train", "test")
 # Hiragana, katakana, CJK ideographs (and their half-width forms): what makes a text Japanese.
 JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uff66-\uff9f]")
 
 
-class TextDataError(ValueError):
+class TextDataError(InputRejected):
     """A text corpus that cannot be read; the message names the file or row."""
 
 

@@ -11,9 +11,10 @@ from pathlib import Path
 import torch
 
 from zooflow import settings
+from zooflow.errors import UserError
 
 
-class PretrainedWeightsMissing(FileNotFoundError):
+class PretrainedWeightsMissing(UserError, FileNotFoundError):
     """The configured pretrained weights are not available; nothing was trained."""
 
 

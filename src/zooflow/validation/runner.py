@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pandas as pd
+from zooflow.errors import UserError
 
 ID_COLUMN = "path"  # every manifest names its rows by the file they come from
 
@@ -27,7 +28,7 @@ class ValidationReport:
         return f"{head}: {passed}/{self.expectations} expectations met on {self.rows} rows"
 
 
-class ValidationFailed(RuntimeError):
+class ValidationFailed(UserError, RuntimeError):
     """Validation failed: the flow stops before training; the message names the bad rows."""
 
     def __init__(self, report: ValidationReport, limit: int = 20):
