@@ -164,13 +164,32 @@ def config_path(task: str) -> Path:
     return config_dir() / f"{task}.yaml"
 
 
+def _read_yaml(path: Path) -> dict:
+    """The mapping at the top of a YAML file; a syntax error or any other top level (empty file,
+    a list, a scalar) is a ConfigError naming the file and, where YAML knows it, line and column."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        # YAML counts lines and columns from 0; editors count from 1.
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError(f"{path}{where}: not valid YAML: {problem}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    if not isinstance(raw, dict):
+        found = "an empty file" if raw is None else f"a {type(raw).__name__}"
+        raise ConfigError(f"{path}: expected a mapping of keys (task, models, ...) at the top level, found {found}")
+    return raw
+
+
 def load_task_file(task: str, path: Path | None = None) -> TaskFile:
     """Read and validate one task's YAML file."""
     path = path or config_path(task)
     if not path.exists():
         known = sorted(p.stem for p in path.parent.glob("*.yaml"))
         raise ConfigError(f"no config for task '{task}' ({path}); known tasks: {', '.join(known)}")
-    raw = yaml.safe_load(path.read_text())
+    raw = _read_yaml(path)
     try:
         return TaskFile.model_validate(raw)
     except ValidationError as error:

@@ -59,3 +59,23 @@ def test_configs_stored_by_older_versions_still_load():
     from zooflow.config import RunConfig
 
     assert RunConfig.model_validate(stored).module == "classification"
+
+
+def test_a_yaml_syntax_error_names_the_file_line_and_column(tmp_path):
+    path = tmp_path / "classification.yaml"
+    path.write_text("task: classification\nmodels:\n  vgg: [1, 2\n  other: 3\n")
+    with pytest.raises(ConfigError, match="not valid YAML") as error:
+        load_task_file("classification", path)
+    message = str(error.value)
+    assert message.startswith(f"{path}:4:")  # line 4 (1-based), where YAML notices the open list
+    assert "Traceback" not in message
+
+
+@pytest.mark.parametrize("text, found", [("", "an empty file"), ("# only a comment\n", "an empty file"),
+                                         ("- a\n- b\n", "a list"), ("just words\n", "a str")])
+def test_a_file_that_is_not_a_mapping_is_named(tmp_path, text, found):
+    path = tmp_path / "classification.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="expected a mapping") as error:
+        load_task_file("classification", path)
+    assert str(path) in str(error.value) and found in str(error.value)

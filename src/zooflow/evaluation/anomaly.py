@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
+from zooflow.evaluation.keys import metric_key_map
 from zooflow.training.adversarial import frozen
 
 # scikit-learn, not torchmetrics, for these: torchmetrics' binary metrics read scores outside
@@ -110,9 +111,11 @@ def metrics(scores: torch.Tensor, digits: np.ndarray, normal: list[int], thresho
               "average_precision": float(average_precision_score(is_anomaly, scores)),
               "detection_rate": float(flagged[is_anomaly].mean()),
               "false_alarm_rate": float(flagged[~is_anomaly].mean())}
-    for digit in sorted(set(digits.tolist()) - set(normal)):
+    anomalous = sorted(set(digits.tolist()) - set(normal))
+    keys = metric_key_map(anomalous)  # labels may come from folder names: keep the keys valid
+    for digit in anomalous:
         mine = digits == digit
         pair = mine | ~is_anomaly
-        result[f"auroc_digit_{digit}"] = auroc(scores[pair], mine[pair])
-        result[f"detected_digit_{digit}"] = float(flagged[mine].mean())
+        result[f"auroc_digit_{keys[digit]}"] = auroc(scores[pair], mine[pair])
+        result[f"detected_digit_{keys[digit]}"] = float(flagged[mine].mean())
     return result

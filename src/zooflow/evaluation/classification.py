@@ -13,6 +13,8 @@ import torch
 from torchmetrics.classification import (MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score,
                                          MulticlassPrecision, MulticlassRecall)
 
+from zooflow.evaluation.keys import metric_key_map
+
 
 @torch.no_grad()
 def predict_loader(model: torch.nn.Module, loader, device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -29,14 +31,16 @@ def predict_loader(model: torch.nn.Module, loader, device: torch.device | None =
 
 
 def scores(predictions: torch.Tensor, targets: torch.Tensor, classes: list[str]) -> dict[str, float]:
-    """accuracy, macro F1 and per-class precision / recall / F1. ``predictions`` are
-    probabilities (N, C) or class ids (N,)."""
+    """accuracy, macro F1 and per-class precision / recall / F1 (keyed ``precision_<class>``,
+    the class name through :func:`~zooflow.evaluation.keys.metric_key_map`). ``predictions``
+    are probabilities (N, C) or class ids (N,)."""
     n = len(classes)
+    keys = metric_key_map(classes)  # class names are user data: make them valid, distinct metric keys
     metrics = {"accuracy": MulticlassAccuracy(n, average="micro")(predictions, targets).item(),
                "macro_f1": MulticlassF1Score(n, average="macro")(predictions, targets).item()}
     for name, metric in (("precision", MulticlassPrecision), ("recall", MulticlassRecall), ("f1", MulticlassF1Score)):
         per_class = metric(n, average=None)(predictions, targets)
-        metrics |= {f"{name}_{label}": value.item() for label, value in zip(classes, per_class)}
+        metrics |= {f"{name}_{keys[label]}": value.item() for label, value in zip(classes, per_class)}
     return metrics
 
 
