@@ -1,6 +1,8 @@
 """Weights and checkpoints load without unpickling arbitrary objects."""
 
+import pickle
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -58,7 +60,6 @@ def test_saving_a_state_the_safe_loader_refuses_fails_and_keeps_the_last_checkpo
 def test_no_weights_load_in_the_package_uses_the_unrestricted_unpickler():
     """Every torch.load in src/ passes weights_only=True (the default could change back)."""
     import re
-    from pathlib import Path
 
     import zooflow
 
@@ -69,3 +70,62 @@ def test_no_weights_load_in_the_package_uses_the_unrestricted_unpickler():
     assert calls, "the pattern no longer finds torch.load calls"
     unsafe = [call for call in calls if "weights_only=True" not in call[1]]
     assert not unsafe, unsafe
+
+
+@pytest.fixture
+def logged_generator(tmp_path, monkeypatch):
+    """A small generator logged through ``registry.pyfunc.log_model`` to a throwaway store:
+    its model URI and the torch model and context it was logged from."""
+    import mlflow
+
+    from zooflow.config import resolve
+    from zooflow.registry import pyfunc
+    from zooflow.tasks.base import RunContext
+    from zooflow.tasks.generation import TASK
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    ctx = RunContext(cfg=resolve("generation", "dcgan", "smoke"), info={}, data_root=tmp_path)
+    torch.manual_seed(0)
+    model = TASK.build_model(ctx).eval()
+    weights = pyfunc.save_weights(model, tmp_path / "weights.safetensors")
+    context_file = pyfunc.save_context(ctx, tmp_path / "run_context.json")
+    with mlflow.start_run() as run:
+        pass
+    uri = pyfunc.log_model(weights, context_file, tmp_path, run.info.run_id)
+    return uri, model, ctx, TASK
+
+
+def test_the_logged_pyfunc_is_code_and_loads_without_unpickling(logged_generator, monkeypatch):
+    import cloudpickle
+    import mlflow
+
+    uri, model, ctx, task = logged_generator
+    folder = mlflow.artifacts.download_artifacts(uri)
+    files = {path.relative_to(folder).as_posix() for path in Path(folder).rglob("*") if path.is_file()}
+    assert not [name for name in files if name.endswith((".pkl", ".pickle"))], files
+    assert {"artifacts/weights.safetensors", "artifacts/run_context.json", "served_model.py"} <= files
+    assert "model_code_path" in (Path(folder) / "MLmodel").read_text()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("loading a registered model unpickled something")
+
+    for module, name in ((pickle, "load"), (pickle, "loads"), (cloudpickle, "load"), (cloudpickle, "loads")):
+        monkeypatch.setattr(module, name, refuse)
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")  # MLflow's own switch as well
+    served = mlflow.pyfunc.load_model(uri)
+    example = task.input_example(ctx)
+    answer, expected = served.predict(example), task.predict(model, ctx, example)
+    assert list(answer["image"]) == list(expected["image"])  # same PNG bytes as the model it came from
+
+
+def test_load_torch_rebuilds_a_registered_version_from_its_weights(logged_generator):
+    import mlflow
+
+    from zooflow.registry import versions
+
+    uri, model, ctx, _ = logged_generator
+    mv = mlflow.register_model(uri, "generation-dcgan")
+    rebuilt, rebuilt_ctx = versions.load_torch(versions.get("generation-dcgan", mv.version))
+    assert rebuilt_ctx.cfg == ctx.cfg
+    for a, b in zip(model.state_dict().values(), rebuilt.state_dict().values()):
+        assert torch.equal(a, b)

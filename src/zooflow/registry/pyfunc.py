@@ -23,6 +23,10 @@ SERVING_PACKAGES = ("torch", "torchvision", "torchmetrics", "mlflow", "numpy", "
                     "safetensors", "pydantic", "pyyaml", "matplotlib", "rich", "transformers", "janome")
 
 
+# The file MLflow logs as the model's code ("models from code"): it sets a TorchTaskModel.
+SERVED_MODEL_CODE = Path(__file__).with_name("served_model.py")
+
+
 def serving_requirements() -> list[str]:
     """Pinned to what is installed here; given explicitly so logging never resolves over the network."""
     return [f"{name}=={metadata.version(name)}" for name in SERVING_PACKAGES]
@@ -71,7 +75,8 @@ class TorchTaskModel(mlflow.pyfunc.PythonModel):
 
 def log_model(weights: Path, context_file: Path, data_root: Path, run_id: str) -> str:
     """Log the saved model (weights + run context) as a pyfunc on ``run_id``; its model URI.
-    The model is rebuilt from exactly those files, as a server will, to infer the signature."""
+    The model is rebuilt from exactly those files, as a server will, to infer the signature.
+    The pyfunc is logged from code (``served_model.py``), so its folder holds no pickle."""
     model, _ = rebuild(weights, context_file)
     ctx = load_context(context_file, data_root)
     task = get_task(ctx.cfg.module)
@@ -84,7 +89,8 @@ def log_model(weights: Path, context_file: Path, data_root: Path, run_id: str) -
         signature = mlflow.models.infer_signature(example, output)
     with mlflow.start_run(run_id=run_id):
         info = mlflow.pyfunc.log_model(
-            name="model", python_model=TorchTaskModel(),
+            # A code file, not an instance: loading then runs that file and unpickles nothing.
+            name="model", python_model=str(SERVED_MODEL_CODE),
             artifacts={"weights": str(weights), "run_context": str(context_file)},
             code_paths=[str(Path(zooflow.__file__).parent)],  # the served model carries its own code
             signature=signature, input_example=example, pip_requirements=serving_requirements())
