@@ -32,6 +32,7 @@ def test_import_records_a_new_data_version(project, tmp_path):
     assert not (folder / "train" / "face").exists() and not (folder / "train" / ".DS_Store").exists()
     after = store.version(project, "classification")
     assert after.task_md5 != before.task_md5 and after.files == 24 + 1
+    assert "skipped 1 operating-system file(s): train/.DS_Store" in result.output
     assert store.is_clean(project)
 
     status = CliRunner().invoke(app, ["data", "status"])
@@ -50,7 +51,7 @@ def test_import_an_aclimdb_folder_and_a_tsv(project, tmp_path):
     for split in ("train", "test"):
         for label, text in (("pos", "a wonderful film"), ("neg", "a dull film")):
             (source / split / label).mkdir(parents=True)
-            for index in range(3):
+            for index in range(5):
                 (source / split / label / f"{index}_7.txt").write_text(f"{text} number {split} {index}")
     (source / "train" / "unsup").mkdir()
     (source / "train" / "unsup" / "0_0.txt").write_text("unlabelled")
@@ -59,13 +60,14 @@ def test_import_an_aclimdb_folder_and_a_tsv(project, tmp_path):
     assert result.exit_code == 0, result.output
     folder = project / "data" / "sentiment-en"
     assert read_classes(folder) == ["neg", "pos"] and not (folder / "train" / "unsup").exists()
-    assert len(list(folder.rglob("*.txt"))) == 12 + 1  # 12 reviews + classes.txt
+    assert len(list(folder.rglob("*.txt"))) == 20 + 1  # 20 reviews + classes.txt
+    assert "note: left out train/unsup/ (unlabelled reviews)" in result.output
 
     table = tmp_path / "reviews.tsv"
-    table.write_text("text\tlabel\n" + "".join(f"良い商品です{i}\tpos\n悪い商品です{i}\tneg\n" for i in range(10)),
+    table.write_text("text\tlabel\n" + "".join(f"良い商品です{i}\tpos\n悪い商品です{i}\tneg\n" for i in range(25)),
                      encoding="utf-8")
     result = CliRunner().invoke(app, ["data", "import", "sentiment-ja", str(table)])
     assert result.exit_code == 0, result.output
     ja = project / "data" / "sentiment-ja"
-    assert len(list((ja / "test").rglob("*.txt"))) == 4  # seeded stratified 20 % per label
+    assert len(list((ja / "test").rglob("*.txt"))) == 10  # seeded stratified 20 % per label
     assert store.is_clean(project)

@@ -100,7 +100,7 @@ def test_import_from_gzipped_idx_and_from_digit_folders(digits, tmp_path):
     raw.mkdir(parents=True)
     for file in (digits / "mnist" / mnist.RAW).iterdir():
         (raw / (file.name + ".gz")).write_bytes(gzip.compress(file.read_bytes()))
-    assert TASK.import_data(tmp_path / "download", tmp_path / "a") == [str(d) for d in range(10)]
+    assert TASK.import_data(tmp_path / "download", tmp_path / "a").classes == tuple(str(d) for d in range(10))
     assert (tmp_path / "a" / mnist.RAW / "train-images-idx3-ubyte").read_bytes() == \
         (digits / "mnist" / mnist.RAW / "train-images-idx3-ubyte").read_bytes()
 
@@ -111,10 +111,34 @@ def test_import_from_gzipped_idx_and_from_digit_folders(digits, tmp_path):
             target = folders / split / str(test.labels[i]) / f"{split}{i}.png"
             target.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(test.images[i]).save(target)
-    classes = TASK.import_data(folders, tmp_path / "b")
-    assert classes == sorted({str(d) for d in test.labels[:20]})
+    # every digit in both splits: the same 20 images would be a leak, but this test is about the format
+    for split in ("train", "test"):
+        for i in range(20, 40):
+            target = folders / split / str(test.labels[i % 10 * 10 + 5]) / f"{split}{i}.png"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(test.images[i % 10 * 10 + 5]).save(target)
+    imported = TASK.import_data(folders, tmp_path / "b")
+    assert imported.classes == tuple(sorted({p.name for p in (folders / "train").iterdir()}))
     imported = mnist.read_idx(tmp_path / "b" / mnist.RAW / "t10k-images-idx3-ubyte")
-    assert imported.shape == (20, 28, 28)
+    assert imported.shape == (40, 28, 28)
     Image.new("L", (32, 32)).save(folders / "train" / str(test.labels[0]) / "big.png")
-    with pytest.raises(ValueError, match=r"big.png: digit images must be 28x28, got 32x32"):
+    with pytest.raises(mnist.IdxFormatError, match=r"big.png: digit images must be 28x28, got 32x32"):
         TASK.import_data(folders, tmp_path / "c")
+
+
+def test_gzip_errors_and_bad_labels_are_named(tmp_path):
+    good = mnist.write_idx(tmp_path / "x-idx1-ubyte", np.arange(10, dtype=np.uint8))
+    cut = tmp_path / "cut-idx1-ubyte.gz"
+    cut.write_bytes(gzip.compress(good.read_bytes())[:-12])
+    with pytest.raises(mnist.IdxFormatError, match="cut-idx1-ubyte.gz: not a complete gzip file"):
+        mnist.read_idx(cut)
+    fake = tmp_path / "fake-idx1-ubyte.gz"
+    fake.write_bytes(b"not gzip at all")
+    with pytest.raises(mnist.IdxFormatError, match="fake-idx1-ubyte.gz: not a complete gzip file"):
+        mnist.read_idx(fake)
+    unnamed = tmp_path / "plain-idx1-ubyte"
+    unnamed.write_bytes(gzip.compress(good.read_bytes()))
+    with pytest.raises(mnist.IdxFormatError, match="it is gzipped: name it .gz"):
+        mnist.read_idx(unnamed)
+    with pytest.raises(mnist.IdxFormatError, match="label 12 at index 3 is not a digit"):
+        mnist._check_labels(np.array([1, 2, 3, 12, 4], dtype=np.uint8), good)

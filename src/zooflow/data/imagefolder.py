@@ -11,72 +11,107 @@ import hashlib
 from pathlib import Path
 
 import pandas as pd
-from PIL import Image, UnidentifiedImageError
 from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
+from zooflow.data import images
+from zooflow.data.images import MAX_SIDE
 from zooflow.data.labelled import add_split_facts, labelled_files
+from zooflow.data.safety import ImportRejected, check_name
 
 SPLITS = ("train", "val")
 CLASSES_FILE = "classes.txt"
 
 
 def read_classes(folder: Path) -> list[str]:
-    """The declared class set of an ImageFolder dataset, in label order."""
+    """The declared class set of an ImageFolder dataset, in label order. Every name must be a
+    safe name (``safety.check_name``: it becomes a folder, a metric key and card text); fewer
+    than two classes, or a duplicate, is an error naming ``classes.txt`` and the line."""
     path = Path(folder) / CLASSES_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: it declares the class set (one class per line); "
                                 "`zooflow data import` writes it from the train/ folders")
-    classes = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-    if len(classes) < 2 or len(set(classes)) != len(classes):
-        raise ValueError(f"{path}: needs at least two distinct classes, got {classes}")
+    if path.is_symlink():
+        raise ImportRejected(f"{path}: is a symbolic link; classes.txt must be a plain file")
+    try:
+        text = path.read_bytes().decode("utf-8-sig")  # a BOM from a Windows editor is harmless
+    except UnicodeDecodeError as error:
+        raise ImportRejected(f"{path}: not UTF-8 ({error.reason} at byte {error.start})") from None
+    classes: list[str] = []
+    first_line: dict[str, int] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        name = line.strip()
+        if not name:
+            continue
+        check_name(name, f"{path} line {number}", kind="class name")
+        if name in first_line:
+            raise ImportRejected(f"{path} line {number}: the class {name!r} is declared twice "
+                                 f"(first on line {first_line[name]})")
+        first_line[name] = number
+        classes.append(name)
+    if len(classes) < 2:
+        raise ImportRejected(f"{path}: declares {len(classes)} class(es) {classes}; a classifier needs at least two")
     return classes
 
 
 def write_classes(folder: Path, classes: list[str]) -> None:
     """Declare the class set of a dataset."""
-    (Path(folder) / CLASSES_FILE).write_text("".join(f"{name}\n" for name in classes))
+    (Path(folder) / CLASSES_FILE).write_text("".join(f"{name}\n" for name in classes), encoding="utf-8")
 
 
-def _inspect(path: Path) -> dict:
-    """Decode one image fully; its facts, or why it cannot be used."""
+def _inspect(path: Path, max_side: int = MAX_SIDE) -> dict:
+    """Decode one image fully; its facts, or why it cannot be used (never an exception: a bad
+    file is a row that validation names)."""
+    facts = {"bytes": 0, "sha256": "", "width": 0, "height": 0, "mode": "", "decodes": False, "error": "",
+             "converted": ""}
+    if path.is_symlink():
+        facts["error"] = "a symbolic link (data/ holds plain files only)"
+        return facts
     data = path.read_bytes()
-    facts = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
-             "width": 0, "height": 0, "mode": "", "decodes": False, "error": ""}
+    facts.update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
     if path.suffix.lower() not in IMG_EXTENSIONS:
         facts["error"] = f"not an image file extension ({path.suffix or 'none'})"
         return facts
+    if not data:
+        facts["error"] = "an empty file (0 bytes)"
+        return facts
     try:
-        with Image.open(path) as image:
-            image.load()  # forces a full decode: truncated or corrupt files fail here
-            facts.update(width=image.width, height=image.height, mode=image.mode, decodes=True)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        facts["error"] = f"cannot decode: {error}"
+        decoded = images.decode(data, "RGB", max_side)
+    except images.ImageRejected as error:
+        facts["error"] = str(error).removeprefix("image bytes: ")
+    except Exception as error:  # noqa: BLE001 - a decoder failing on user bytes is a bad row, not a crash
+        facts["error"] = f"cannot decode: {type(error).__name__}: {error}"
+    else:
+        facts.update(width=decoded.image.width, height=decoded.image.height, mode=decoded.stored_mode, decodes=True,
+                     converted="; ".join(decoded.steps))
     return facts
 
 
 def manifest(folder: Path, splits: tuple[str, ...] = SPLITS, relative_to: Path | None = None) -> pd.DataFrame:
     """One row per file under ``<folder>/<split>/<class>/``, with what validation needs.
 
-    Columns: path, split, label, split_label, width, height, mode, bytes, sha256, decodes,
-    error, class_count (images of that label in that split), in_other_split (the same bytes
-    also appear in another split: a leak).
+    Columns: path, split, label, split_label, width, height (as the model sees it, after EXIF
+    rotation), mode (as stored), bytes, sha256, decodes, error, converted (what ``images.decode``
+    had to do, e.g. "16-bit->8-bit"), class_count (images of that label in that split),
+    in_other_split (the same bytes also appear in another split: a leak).
     """
     base = Path(relative_to) if relative_to else Path(folder)
     rows = [{"path": str(file.relative_to(base)), "split": split, "label": label, **_inspect(file)}
             for split, label, file in labelled_files(folder, splits, f"{'/'.join(splits)}/<class>/<image>")]
-    columns = ["path", "split", "label", "width", "height", "mode", "bytes", "sha256", "decodes", "error"]
+    columns = ["path", "split", "label", "width", "height", "mode", "bytes", "sha256", "decodes", "error",
+               "converted"]
     table = add_split_facts(pd.DataFrame(rows, columns=columns))
     return table
 
 
 class DeclaredImageFolder(ImageFolder):
     """torchvision's ImageFolder, with labels numbered by ``classes.txt`` instead of by the
-    folders that happen to exist (so a split missing a class keeps the same label ids)."""
+    folders that happen to exist (so a split missing a class keeps the same label ids), and
+    images opened by ``images.open_rgb`` (EXIF rotation, 16-bit, CMYK, alpha handled on purpose)."""
 
     def __init__(self, folder: Path, split: str, transform=None):
         self.declared = read_classes(folder)
-        super().__init__(str(Path(folder) / split), transform=transform)
+        super().__init__(str(Path(folder) / split), transform=transform, loader=images.open_rgb)
 
     def find_classes(self, directory):
         return list(self.declared), {name: index for index, name in enumerate(self.declared)}

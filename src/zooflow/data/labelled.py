@@ -3,6 +3,7 @@ files, and the per-split facts its validation needs."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,15 +11,33 @@ import pandas as pd
 
 
 def labelled_files(folder: Path, splits: tuple[str, ...], layout: str) -> Iterator[tuple[str, str, Path]]:
-    """(split, label, file) for every visible file under ``<folder>/<split>/<label>/``
-    (images may sit in nested folders, so the walk is recursive)."""
+    """(split, label, file) for every visible file under ``<folder>/<split>/<label>/`` (images
+    may sit in nested folders, so the walk is recursive). Links are not followed: a symlink is
+    yielded as a file of its own, for the manifest to flag, never walked into."""
     for split in splits:
         split_dir = Path(folder) / split
         if not split_dir.is_dir():
             raise FileNotFoundError(f"{split_dir} is missing: this dataset needs {layout}")
-        for label_dir in sorted(p for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            for file in sorted(p for p in label_dir.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        labels = sorted(p for p in split_dir.iterdir() if not p.name.startswith(".")
+                        and (p.is_symlink() or p.is_dir()))
+        for label_dir in labels:
+            if label_dir.is_symlink():
+                yield split, label_dir.name, label_dir
+                continue
+            for file in _files_below(label_dir):
                 yield split, label_dir.name, file
+
+
+def _files_below(folder: Path) -> list[Path]:
+    """Visible files and symlinks under ``folder``, sorted, without following links."""
+    found = []
+    for top, folders, files in os.walk(folder, followlinks=False):
+        folders[:] = [name for name in folders if not name.startswith(".")]
+        # os.walk lists a link to a folder among the folders; it is a file-like entry here.
+        links = [name for name in folders if (Path(top) / name).is_symlink()]
+        folders[:] = [name for name in folders if name not in links]
+        found += [Path(top) / name for name in files + links if not name.startswith(".")]
+    return sorted(found)
 
 
 def add_split_facts(table: pd.DataFrame) -> pd.DataFrame:

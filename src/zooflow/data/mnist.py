@@ -14,16 +14,19 @@ training pair (a fixed rule, so the split is part of the data version, not of a 
 from __future__ import annotations
 
 import gzip
+import os
 import hashlib
-import shutil
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from zooflow.data import safety
 from zooflow.data.labelled import add_split_facts
+from zooflow.data.safety import Imported
 from zooflow.errors import InputRejected
 
 RAW = Path("MNIST") / "raw"
@@ -45,9 +48,16 @@ class IdxFormatError(InputRejected):
 def read_idx(path: Path) -> np.ndarray:
     """The array an idx file (optionally ``.gz``) holds, checking its header against its size."""
     path = Path(path)
-    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    raw = path.read_bytes()
+    if path.suffix == ".gz":
+        try:
+            raw = gzip.decompress(raw)
+        # A cut download ends in EOFError, which the CLI would take for Ctrl-C: name the file instead.
+        except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as error:
+            raise IdxFormatError(f"{path}: not a complete gzip file ({error}); download it again") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
-        raise IdxFormatError(f"{path}: not an idx file (the magic number must start with two zero bytes)")
+        hint = " (it is gzipped: name it .gz)" if raw[:2] == b"\x1f\x8b" else ""
+        raise IdxFormatError(f"{path}: not an idx file (the magic number must start with two zero bytes){hint}")
     code, ndim = raw[2], raw[3]
     if code not in _IDX_TYPES:
         raise IdxFormatError(f"{path}: unknown idx type code 0x{code:02X}")
@@ -169,51 +179,94 @@ def write_mnist(folder: Path, train: tuple[np.ndarray, np.ndarray], test: tuple[
         write_idx(raw / FILES[file_split][1], labels)
 
 
-def _read_digit_folder(split_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    from PIL import Image, UnidentifiedImageError
+def _read_digit_folder(source: Path, split: str) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+    """(images, labels, skipped litter, conversions) of ``source/split/<digit>/*``, by the import
+    rules: no links, digit folders 0-9 only, image files only, 28x28 after decoding."""
+    from zooflow.data import images as image_files
 
-    images, labels = [], []
-    for digit_dir in sorted(p for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        if digit_dir.name not in DIGITS:
-            raise ValueError(f"{digit_dir}: digit folders must be named 0-9")
-        for file in sorted(p for p in digit_dir.iterdir() if p.is_file() and not p.name.startswith(".")):
-            try:
-                image = Image.open(file).convert("L")
-            except (UnidentifiedImageError, OSError) as error:
-                raise ValueError(f"{file}: not a readable image ({error})") from None
-            if image.size != (28, 28):
-                raise ValueError(f"{file}: digit images must be 28x28, got {image.size[0]}x{image.size[1]}")
-            images.append(np.asarray(image, dtype=np.uint8))
-            labels.append(int(digit_dir.name))
-    if not images:
-        raise ValueError(f"{split_dir}: no digit images (expected {split_dir}/<digit>/*.png)")
-    return np.stack(images), np.asarray(labels, dtype=np.uint8)
+    split_dir = Path(source) / split
+    listing = safety.list_folder(split_dir, source)
+    skipped, converted, pixels, labels = list(listing.skipped), [], [], []
+    if listing.files:
+        raise IdxFormatError(f"{split_dir / listing.files[0]}: a file directly in {split}/; digit images go in "
+                             f"{split}/<digit>/")
+    for digit in listing.folders:
+        if digit not in DIGITS:
+            raise IdxFormatError(f"{split_dir / digit}: digit folders must be named 0-9, not {digit!r}")
+        files = safety.list_folder(split_dir / digit, source)
+        skipped += files.skipped
+        if files.folders:
+            raise IdxFormatError(f"{split_dir / digit / files.folders[0]}: a folder inside a digit folder, where "
+                                 "only images belong")
+        for name in files.files:
+            file = split_dir / digit / name
+            decoded = image_files.decode(safety.read_bytes(file), "L", max_side=image_files.MAX_SIDE)
+            if decoded.image.size != (28, 28):
+                raise IdxFormatError(f"{file}: digit images must be 28x28, got "
+                                     f"{decoded.image.size[0]}x{decoded.image.size[1]}")
+            if decoded.steps:
+                converted.append((str(file.relative_to(source)), "; ".join(decoded.steps)))
+            pixels.append(np.asarray(decoded.image, dtype=np.uint8))
+            labels.append(int(digit))
+    if not pixels:
+        raise IdxFormatError(f"{split_dir}: no digit images (expected {split_dir}/<digit>/*.png)")
+    return np.stack(pixels), np.asarray(labels, dtype=np.uint8), skipped, converted
 
 
-def import_digits(source: Path, target: Path) -> list[str]:
+def _check_labels(labels: np.ndarray, file: Path) -> None:
+    """Labels must be digits: the first that is not is named by its index."""
+    bad = np.flatnonzero(labels > 9)
+    if len(bad):
+        raise IdxFormatError(f"{file}: label {int(labels[bad[0]])} at index {int(bad[0])} is not a digit 0-9"
+                             + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""))
+
+
+def _find_raw(source: Path) -> Path | None:
+    """The folder holding the idx files: ``MNIST/raw``, ``raw`` or the source itself."""
+    for candidate in (source / RAW, source / "raw", source):
+        for name in (FILES["train"][0], FILES["train"][0] + ".gz"):
+            if (candidate / name).is_file() or (candidate / name).is_symlink():
+                return candidate
+    return None
+
+
+def import_digits(source: Path, target: Path) -> Imported:
     """Bring MNIST into ``target``: either a folder holding the idx files (``MNIST/raw``, ``raw``
     or the folder itself; ``.gz`` or not) or digit image folders (``train/<digit>/*.png`` and
-    ``test/<digit>/*.png``, 28x28 grey). Returns the digits present."""
+    ``test/<digit>/*.png``, 28x28 grey). Links are refused, labels must be 0-9, and a digit
+    present in one split only is an error. Returns the digits present."""
     source = Path(source)
-    candidates = [source / RAW, source / "raw", source]
-    raw = next((c for c in candidates if (c / FILES["train"][0]).is_file()
-                or (c / (FILES["train"][0] + ".gz")).is_file()), None)
-    staging = Path(str(target) + ".importing")
-    if staging.exists():
-        shutil.rmtree(staging)
+    raw = _find_raw(source)
+    skipped: list[str] = []
+    converted: list[tuple[str, str]] = []
     if raw is not None:
+        pairs = {}
         for file_split in FILES:
+            for name in FILES[file_split]:
+                for candidate in (raw / name, raw / (name + ".gz")):
+                    if os.path.lexists(candidate):  # not followed: a link is refused, not read
+                        safety.regular_file(safety.no_links_below(source, candidate))
             images, labels, _ = _pair(source, file_split, raw=raw)
-            write_idx(staging / RAW / FILES[file_split][0], images)
-            write_idx(staging / RAW / FILES[file_split][1], labels)
+            _check_labels(labels, _find(raw, FILES[file_split][1]))
+            pairs[file_split] = (images, labels)
+        found = {split: {str(d) for d in np.unique(pairs[split][1])} for split in FILES}
     elif (source / "train").is_dir() and (source / "test").is_dir():
-        write_mnist(staging, _read_digit_folder(source / "train"), _read_digit_folder(source / "test"))
+        top = safety.list_folder(source)
+        skipped += top.skipped
+        for name in top.folders:
+            if name not in FILES:
+                raise IdxFormatError(f"{source / name}: an unknown split folder; digit folders are "
+                                     f"train/<digit>/ and test/<digit>/")
+        pairs, found = {}, {}
+        for split in FILES:
+            images, labels, litter, done = _read_digit_folder(source, split)
+            pairs[split] = (images, labels)
+            skipped += litter
+            converted += done
+            found[split] = {str(d) for d in np.unique(labels)}
     else:
-        raise FileNotFoundError(f"{source} holds neither the MNIST idx files (train-images-idx3-ubyte, ...) "
-                                f"nor digit folders train/<digit>/ and test/<digit>/")
-    labels = read_idx(staging / RAW / FILES["train"][1])
-    if target.exists():
-        shutil.rmtree(target)
-    staging.rename(target)
-    return [str(d) for d in sorted(np.unique(labels))]
-
+        raise IdxFormatError(f"{source} holds neither the MNIST idx files (train-images-idx3-ubyte, ...) "
+                             f"nor digit folders train/<digit>/ and test/<digit>/")
+    safety.require_every_split(found, source)
+    write_mnist(safety.fresh_target(target), pairs["train"], pairs["test"])
+    return Imported(tuple(sorted(found["train"])), tuple(skipped), tuple(converted))

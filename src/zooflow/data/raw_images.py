@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from zooflow.data import images
+
 COLUMN = "image"  # the DataFrame column a served image model reads
 
 
@@ -23,9 +25,13 @@ def image_items(raw) -> list:
 
 
 def decode_image(item: Any, mode: str = "RGB") -> Image.Image:
-    """A raw image - encoded bytes (JPEG/PNG/...), or an HxWxC / HxW uint8 array - in ``mode``."""
+    """A raw image - encoded bytes (JPEG/PNG/...), or an HxWxC / HxW uint8 array - in ``mode``.
+    Bytes are decoded by ``images.decode``, the same rules as training data (EXIF rotation,
+    16-bit, CMYK, alpha on white; bombs and unknown formats refused as ``ImageRejected``)."""
     if isinstance(item, (bytes, bytearray, memoryview)):
-        return Image.open(io.BytesIO(bytes(item))).convert(mode)
+        if mode not in ("RGB", "L"):
+            return images.open_rgb(bytes(item)).convert(mode)
+        return images.decode(bytes(item), mode).image
     array = np.asarray(item)
     if array.dtype != np.uint8 or array.ndim not in (2, 3):
         raise ValueError(f"an image array must be HxWxC or HxW uint8, got shape {array.shape} dtype {array.dtype}")

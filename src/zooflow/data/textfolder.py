@@ -8,8 +8,8 @@ by ``import_table``, so every reader downstream sees one format.
 from __future__ import annotations
 
 import hashlib
+import io
 import re
-import shutil
 import unicodedata
 from pathlib import Path
 
@@ -17,7 +17,9 @@ import numpy as np
 import pandas as pd
 
 from zooflow.data.imagefolder import read_classes, write_classes
+from zooflow.data import safety
 from zooflow.data.labelled import add_split_facts, labelled_files
+from zooflow.data.safety import Imported
 from zooflow.errors import InputRejected
 
 SPLITS = ("train", "test")
@@ -41,6 +43,9 @@ def text_key(text: str) -> str:
 
 
 def _inspect(path: Path) -> dict:
+    if path.is_symlink():
+        return {"bytes": 0, "utf8": False, "error": "a symbolic link (data/ holds plain files only)", "chars": 0,
+                "words": 0, "japanese_share": 0.0, "sha256": ""}
     data = path.read_bytes()
     facts = {"bytes": len(data), "utf8": True, "error": "", "chars": 0, "words": 0, "japanese_share": 0.0,
              "sha256": ""}
@@ -95,29 +100,84 @@ def write_split(folder: Path, split: str, texts: list[str], labels: list[str], p
         target.write_text(text, encoding="utf-8")
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """A TSV/CSV with ``text`` and ``label`` columns (and optionally ``split``), strictly UTF-8."""
-    path = Path(path)
-    raw = path.read_bytes()
+BOMS = {b"\xff\xfe\x00\x00": "UTF-32", b"\x00\x00\xfe\xff": "UTF-32", b"\xff\xfe": "UTF-16",
+        b"\xfe\xff": "UTF-16"}
+# aclImdb's extras: known, left out on purpose, and said so.
+ACLIMDB_EXTRAS = ("imdb.vocab", "imdbEr.txt", "labeledBow.feat", "unsupBow.feat")
+UNLABELLED = "unsup"
+
+
+def _decode(path: Path, raw: bytes) -> str:
+    """UTF-8 text (a UTF-8 byte order mark is accepted); other encodings are refused by line."""
+    for bom, name in BOMS.items():
+        if raw.startswith(bom):
+            raise TextDataError(f"{path}: is {name} (it starts with the byte order mark {bom.hex(' ').upper()}); "
+                                "save it as UTF-8")
     try:
-        raw.decode("utf-8")
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        row = raw[:error.start].count(b"\n") + 1
-        raise TextDataError(f"{path}: line {row} is not UTF-8 ({error.reason} at byte {error.start})") from None
-    table = pd.read_csv(path, sep="\t" if path.suffix.lower() in {".tsv", ".tab"} else ",", dtype=str,
-                        keep_default_na=False, encoding="utf-8")
+        line = raw[:error.start].count(b"\n") + 1
+        raise TextDataError(f"{path}: line {line} is not UTF-8 ({error.reason} at byte {error.start}); "
+                            "save the file as UTF-8") from None
+
+
+def _parse(path: Path, text: str) -> pd.DataFrame:
+    """pandas' reading of the table, its errors turned into one line naming the file and line."""
+    import re as regex
+
+    sep = "\t" if path.suffix.lower() in {".tsv", ".tab"} else ","
+    try:
+        return pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise TextDataError(f"{path}: the file is empty; expected a header line text{sep!r}label[{sep!r}split] "
+                            "and one row per text") from None
+    except pd.errors.ParserError as error:
+        message = str(error).strip()
+        fields = regex.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", message)
+        if fields:
+            expected, line, saw = fields.groups()
+            raise TextDataError(f"{path}: line {line} has {saw} fields where the header has {expected} "
+                                f"(a stray {'tab' if sep == chr(9) else 'comma'} or quote?)") from None
+        quote = regex.search(r"EOF inside string starting at row (\d+)", message)
+        if quote:  # pandas counts rows from 0 at the header: row N is line N+1
+            raise TextDataError(f"{path}: line {int(quote.group(1)) + 1} opens a quoted field (\") that is never "
+                                "closed") from None
+        raise TextDataError(f"{path}: cannot be read as a {'TSV' if sep == chr(9) else 'CSV'} table ({message})") from None
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A TSV/CSV with ``text`` and ``label`` columns (and optionally ``split``), strictly UTF-8
+    (a byte order mark is fine). Every problem is one ``TextDataError`` naming the file and the
+    row; rows are numbered like a spreadsheet's, the header being row 1. The result has a
+    ``row`` column with those numbers."""
+    path = Path(path)
+    table = _parse(path, _decode(path, safety.read_bytes(path)))
     missing = {"text", "label"} - set(table.columns)
     if missing:
         raise TextDataError(f"{path}: needs columns text and label; missing {sorted(missing)} (has {list(table.columns)})")
-    empty = table.index[table["text"].str.strip() == ""]
-    if len(empty):
-        raise TextDataError(f"{path}: row {empty[0] + 2} has an empty text")  # +2: header line, 1-based
+    if table.empty:
+        raise TextDataError(f"{path}: has a header but no rows")
+    table["row"] = table.index + 2  # +2: the header line, 1-based
+    for column in ("text", "label"):
+        empty = table.index[table[column].str.strip() == ""]
+        if len(empty):
+            raise TextDataError(f"{path}: row {table['row'][empty[0]]} has an empty {column}")
+    for row, label in zip(table["row"], table["label"]):
+        safety.check_name(label, f"{path} row {row}")
+    if "split" in table:
+        bad = table.index[~table["split"].isin(SPLITS)]
+        if len(bad):
+            raise TextDataError(f"{path}: row {table['row'][bad[0]]} has split {table['split'][bad[0]]!r}; "
+                                f"split must be one of {', '.join(SPLITS)}")
     return table
 
 
-def import_table(path: Path, target: Path, test_share: float = 0.2, seed: int = 0) -> list[str]:
-    """Write a (text, label[, split]) table into the IMDb layout at ``target``; its classes.
-    Without a ``split`` column, a seeded stratified ``test_share`` becomes the test split."""
+def import_table(path: Path, target: Path, test_share: float = 0.2, seed: int = 0) -> Imported:
+    """Write a (text, label[, split]) table into the IMDb layout at ``target``: each text becomes
+    ``<split>/<label>/row<N>.txt``, N its row in the table (so validation's findings name the
+    row). Without a ``split`` column, a seeded stratified ``test_share`` becomes the test split.
+    A label that ends up in one split only is an error."""
+    path = Path(path)
     table = read_table(path)
     if "split" not in table:
         rng = np.random.default_rng(seed)
@@ -125,33 +185,78 @@ def import_table(path: Path, target: Path, test_share: float = 0.2, seed: int = 
         for _, rows in table.groupby("label"):
             chosen = rng.choice(rows.index.to_numpy(), size=round(len(rows) * test_share), replace=False)
             table.loc[chosen, "split"] = "test"
-    bad = sorted(set(table["split"]) - set(SPLITS))
-    if bad:
-        raise TextDataError(f"{path}: split must be one of {SPLITS}, got {bad}")
-    if target.exists():
-        shutil.rmtree(target)
-    for split, rows in table.groupby("split"):
-        write_split(target, split, rows["text"].tolist(), rows["label"].tolist())
+    found = {split: set(table.loc[table["split"] == split, "label"]) for split in SPLITS}
+    safety.require_every_split(found, path)
+    target = safety.fresh_target(target)
+    for text, label, split, row in zip(table["text"], table["label"], table["split"], table["row"]):
+        file = safety.inside(target, target / split / label / f"row{row:05d}.txt")
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text(text, encoding="utf-8")
     classes = sorted(table["label"].unique())
     write_classes(target, classes)
-    return classes
+    return Imported(tuple(classes))
 
 
-def import_folder(source: Path, target: Path) -> list[str]:
+def _is_aclimdb_extra(name: str) -> bool:
+    return name in ACLIMDB_EXTRAS or "Bow" in name or name.endswith(".feat") or \
+        (name.startswith("urls_") and name.endswith(".txt"))
+
+
+def import_folder(source: Path, target: Path) -> Imported:
     """Copy an IMDb-layout corpus (e.g. ``aclImdb/``) into ``target``: the ``*.txt`` files of
-    ``train|test/<label>/``. aclImdb's unlabelled ``unsup/`` and its bag-of-words files stay out."""
-    source = Path(source)
-    missing = [split for split in SPLITS if not (source / split).is_dir()]
+    ``train|test/<label>/``. aclImdb's unlabelled ``unsup/`` and its bag-of-words, vocabulary and
+    URL files are left out with a note; litter is skipped; links, unsafe labels, other files and
+    a label missing from a split are refused by name."""
+    source, target = Path(source), safety.fresh_target(target)
+    top = safety.list_folder(source)
+    missing = [split for split in SPLITS if split not in top.folders]
     if missing:
-        raise FileNotFoundError(f"{source} is not in the IMDb layout: no {', '.join(missing)} folder(s)")
-    classes = sorted(p.name for p in (source / "train").iterdir()
-                     if p.is_dir() and p.name != "unsup" and not p.name.startswith("."))
-    if target.exists():
-        shutil.rmtree(target)
+        raise TextDataError(f"{source} is not in the IMDb layout: no {', '.join(missing)} folder(s) "
+                            f"(expected {'/'.join(SPLITS)}/<label>/*.txt)")
+    notes, skipped = [], list(top.skipped)
+    for name in top.folders:
+        if name not in SPLITS:
+            raise TextDataError(f"{source / name}: an unknown split folder; the IMDb layout has "
+                                f"{' and '.join(SPLITS)} only")
+    for name in top.files:
+        if _is_aclimdb_extra(name):
+            notes.append(f"left out {name} (aclImdb's extras are not training data)")
+        elif not safety.is_document(name) and name != "classes.txt":
+            raise TextDataError(f"{source / name}: an unexpected file beside the split folders")
+    found: dict[str, set[str]] = {}
     for split in SPLITS:
-        for label in classes:
-            (target / split / label).mkdir(parents=True)
-            for file in sorted((source / split / label).glob("*.txt")):
-                shutil.copyfile(file, target / split / label / file.name)
+        listing = safety.list_folder(source / split, source)
+        skipped += listing.skipped
+        for name in listing.files:
+            if not _is_aclimdb_extra(name):
+                raise TextDataError(f"{source / split / name}: a file directly in {split}/; texts go in "
+                                    f"{split}/<label>/*.txt")
+            notes.append(f"left out {split}/{name} (aclImdb's extras are not training data)")
+        labels = [name for name in listing.folders if name != UNLABELLED]
+        if UNLABELLED in listing.folders:
+            notes.append(f"left out {split}/{UNLABELLED}/ (unlabelled reviews)")
+        found[split] = {safety.check_name(name, str(source / split / name)) for name in labels}
+        for label in sorted(found[split]):
+            texts = safety.list_folder(source / split / label, source)
+            skipped += texts.skipped
+            if texts.folders:
+                raise TextDataError(f"{source / split / label / texts.folders[0]}: a folder inside the label "
+                                    f"folder {split}/{label}/, where only .txt files belong")
+            for name in texts.files:
+                if not name.endswith(".txt"):
+                    raise TextDataError(f"{source / split / label / name}: not a .txt file; the IMDb layout "
+                                        "holds one UTF-8 text per .txt file")
+                safety.copy_file(source / split / label / name, target, target / split / label / name)
+    safety.require_every_split(found, source)
+    if "classes.txt" in top.files:
+        classes = read_classes(source)
+        if set(classes) != set(found["train"]):
+            raise TextDataError(f"{source / 'classes.txt'}: declares {classes} but the label folders are "
+                                f"{sorted(found['train'])}")
+    else:
+        classes = sorted(found["train"])
     write_classes(target, classes)
-    return classes
+    for name in top.files:
+        if safety.is_document(name) and not _is_aclimdb_extra(name):
+            safety.copy_file(source / name, target, target / name)
+    return Imported(tuple(classes), tuple(skipped), notes=tuple(notes))

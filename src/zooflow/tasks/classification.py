@@ -60,8 +60,9 @@ class ClassificationTask:
     def manifest(self, ctx: RunContext) -> pd.DataFrame:
         return imagefolder.manifest(ctx.folder, relative_to=ctx.data_root)
 
-    def import_data(self, source: Path, target: Path) -> list[str]:
-        """An ImageFolder dataset (``train/<class>``, ``val/<class>``), e.g. hymenoptera_data."""
+    def import_data(self, source: Path, target: Path):
+        """An ImageFolder dataset (``train/<class>``, ``val/<class>``), e.g. hymenoptera_data:
+        an ``Imported`` (classes, skipped litter); see ``zooflow.data.importer``."""
         return import_imagefolder(source, target)
 
     def expectations(self, ctx: RunContext) -> list:

@@ -51,8 +51,9 @@ class DigitsData:
     def manifest(self, ctx: RunContext) -> pd.DataFrame:
         return mnist.manifest(ctx.folder, relative_to=ctx.data_root)
 
-    def import_data(self, source: Path, target: Path) -> list[str]:
-        """MNIST idx files (``MNIST/raw`` or ``raw``, gzipped or not) or digit image folders."""
+    def import_data(self, source: Path, target: Path) -> mnist.Imported:
+        """MNIST idx files (``MNIST/raw`` or ``raw``, gzipped or not) or digit image folders: an
+        ``Imported`` (digits, skipped litter, converted images)."""
         return mnist.import_digits(source, target)
 
     def expectations(self, ctx: RunContext) -> list:

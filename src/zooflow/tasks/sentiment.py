@@ -61,8 +61,9 @@ class SentimentTask:
     def manifest(self, ctx: RunContext) -> pd.DataFrame:
         return textfolder.manifest(ctx.folder, relative_to=ctx.data_root)
 
-    def import_data(self, source: Path, target: Path) -> list[str]:
-        """An IMDb-layout folder, or a TSV/CSV of (text, label[, split])."""
+    def import_data(self, source: Path, target: Path) -> textfolder.Imported:
+        """An IMDb-layout folder, or a TSV/CSV of (text, label[, split]): an ``Imported``
+        (classes, skipped litter, notes on aclImdb's extras left out)."""
         if Path(source).is_file():
             return textfolder.import_table(source, target)
         return textfolder.import_folder(source, target)
