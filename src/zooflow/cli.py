@@ -103,16 +103,14 @@ def data_ensure_demo() -> None:
 @data_app.command("import")
 def data_import(task: str, source: Path) -> None:
     """Take a dataset in the task's format (an ImageFolder, an aclImdb folder, a TSV/CSV of
-    texts, MNIST idx files or digit image folders) into data/ as a new version."""
-    from zooflow.config import load_task_file
-    from zooflow.data import store
-    from zooflow.tasks import get_task
+    texts, MNIST idx files or digit image folders) into data/ as a new version. Nothing changes
+    unless it is all valid: links, unsafe names and stray files are refused by name, and the old
+    data and data.dvc stay as they were on any error."""
+    from zooflow.data.importer import import_dataset
 
-    task_file = load_task_file(task)
-    folder = task_file.data.folder
-    classes = get_task(task_file.module or task).import_data(source, _root() / store.DATA_DIR / folder)
-    console.print(f"data/{folder}: classes {classes}")
-    console.print(f"data version: {store.commit(_root())}")
+    report = import_dataset(task, source, _root())
+    for line in report.lines():
+        console.print(line, markup=False, highlight=False)
 
 
 @data_app.command("commit")
