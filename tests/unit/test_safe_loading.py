@@ -89,7 +89,9 @@ def logged_generator(tmp_path, monkeypatch):
     model = TASK.build_model(ctx).eval()
     weights = pyfunc.save_weights(model, tmp_path / "weights.safetensors")
     context_file = pyfunc.save_context(ctx, tmp_path / "run_context.json")
-    with mlflow.start_run() as run:
+    # An experiment of its own: the default one of a SQLite store keeps artifacts in ./mlruns.
+    experiment = mlflow.create_experiment("safe-loading", artifact_location=(tmp_path / "artifacts").as_uri())
+    with mlflow.start_run(experiment_id=experiment) as run:
         pass
     uri = pyfunc.log_model(weights, context_file, tmp_path, run.info.run_id)
     return uri, model, ctx, TASK
