@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from zooflow.data import textfolder
+from zooflow.errors import InputRejected
 from zooflow.data.tokenize import CLS, EOS, PAD, UNK, book_english, build_vocab, encode, get_tokenizer
 from zooflow.models import bert as bert_models
 from zooflow.models.pretrained import PretrainedWeightsMissing
@@ -124,3 +125,41 @@ def test_text_manifest_flags_bad_files(tmp_path):
     assert table.loc["train/neg/empty.txt", "chars"] == 0
     assert table.loc["test/neg/t00001.txt", "in_other_split"]  # "Fine  " is "fine" again
     assert textfolder.japanese_share("これはペンです") == 1.0 and textfolder.japanese_share("abc") == 0.0
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "the file is empty"),
+    (b"text\tlabel\n", "has a header but no rows"),
+    (b"text\tlabel\ngood\tpos\nbad\tneg\textra\n", "line 3 has 3 fields where the header has 2"),
+    (b'text\tlabel\ngood\tpos\n"bad\tneg\nfine\tpos\n', r"line 3 opens a quoted field"),
+    (b"review\tlabel\ngood\tpos\n", r"missing \['text'\]"),
+    (b"text\tlabel\ngood\t\n", "row 2 has an empty label"),
+    (b"text\tlabel\tsplit\ngood\tpos\tdev\n", "row 2 has split 'dev'"),
+    (b"text\tlabel\ngood\t../../x\n", r"row 2: the label '../../x' is not allowed"),
+    ("text\tlabel\ngood\tpos\n".encode("utf-16"), "is UTF-16"),
+    ("text\tlabel\ncafé\tpos\n".encode("latin-1"), "line 2 is not UTF-8"),
+])
+def test_table_errors_name_the_file_and_line(tmp_path, content, message):
+    path = tmp_path / "reviews.tsv"
+    path.write_bytes(content)
+    with pytest.raises(InputRejected, match=message) as refused:  # TextDataError, or ImportRejected for names
+        textfolder.read_table(path)
+    assert "reviews.tsv" in str(refused.value)
+
+
+def test_a_utf8_bom_is_accepted_and_rows_become_named_files(tmp_path):
+    path = tmp_path / "reviews.tsv"
+    rows = "".join(f"良い{i}\tポジティブ\ttrain\n悪い{i}\tネガティブ\ttest\n良い{i}t\tポジティブ\ttest\n悪い{i}t\tネガティブ\ttrain\n"
+                   for i in range(2))
+    path.write_bytes(("text\tlabel\tsplit\n" + rows).encode("utf-8-sig"))
+    imported = textfolder.import_table(path, tmp_path / "out")
+    assert imported.classes == ("ネガティブ", "ポジティブ")
+    assert (tmp_path / "out" / "train" / "ポジティブ" / "row00002.txt").read_text() == "良い0"
+
+
+def test_a_label_in_one_split_only_is_named(tmp_path):
+    path = tmp_path / "reviews.tsv"
+    path.write_text("text\tlabel\tsplit\na\tpos\ttrain\nb\tpos\ttest\nc\tneg\ttrain\n")
+    with pytest.raises(InputRejected, match="'neg' is in train but missing from test"):
+        textfolder.import_table(path, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -63,13 +63,13 @@ class Imported:
 def check_name(name: str, where: str, kind: str = "label") -> str:
     """``name`` if it is a safe label/class name, else an ``ImportRejected`` that names it,
     where it came from and the allowed set."""
-    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name) or name[-1] in " .":
-        raise ImportRejected(f"{where}: the {kind} {name!r} is not allowed: a {kind} must be {ALLOWED}")
-    if unicodedata.normalize("NFC", name) != name:
+    if isinstance(name, str) and unicodedata.normalize("NFC", name) != name:
         # macOS writes decomposed (NFD) names; the same word must not become two classes.
         raise ImportRejected(f"{where}: the {kind} {name!r} is not in Unicode NFC form (accents stored as "
                              f"separate marks, as macOS writes file names); rename it to "
                              f"{unicodedata.normalize('NFC', name)!r}")
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name) or name[-1] in " .":
+        raise ImportRejected(f"{where}: the {kind} {name!r} is not allowed: a {kind} must be {ALLOWED}")
     return name
 
 
