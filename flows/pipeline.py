@@ -42,7 +42,6 @@ def _artifact_key(name: str, version: str) -> str:
 def train_task(task: str, model: str, profile: str = "demo") -> dict:
     """Run one task model through the whole governed chain; returns the summary row."""
     run = start_run(task, model, profile)
-    data = None
     try:
         data = prepare_data(run)
         validation = validate_data(run)
@@ -55,10 +54,11 @@ def train_task(task: str, model: str, profile: str = "demo") -> dict:
         create_markdown_artifact(Path(card["markdown"]).read_text(),
                                  key=_artifact_key(registered["name"], registered["version"]),
                                  description=f"model card of {registered['name']} v{registered['version']}")
-    except BaseException:
-        finish(run, "FAILED")
+    except BaseException as error:
+        # Ctrl-C / SIGTERM (not an Exception) is KILLED; the checkpoint stays for the rerun.
+        finish(run, "FAILED" if isinstance(error, Exception) else "KILLED")
         raise
-    finish(run, "FINISHED", data["tag"])
+    finish(run, "FINISHED")
     return {**steps.summary_row(registered, evaluation, decision), "run_id": run["run_id"]}
 
 

@@ -58,15 +58,20 @@ def run(task: str = typer.Argument(..., help="task name, e.g. classification"),
         model: str = typer.Option(..., "--model", "-m", help="model name, e.g. vgg16-transfer"),
         profile: str = typer.Option("demo", "--profile", "-p", help="smoke | demo | book")) -> None:
     """Run one task model through the governed pipeline."""
+    from zooflow import watchdog
     from zooflow.config import resolve
 
     resolve(task, model, profile)  # a typo fails here, before a Prefect server starts
+    watchdog.start()  # a kill -9 must not leave Prefect's temporary server behind
     _summary([_flows().pipeline.train_task(task, model, profile)])
 
 
 @app.command()
 def demo(profile: str = typer.Option("demo", "--profile", "-p")) -> None:
     """Run every task model's demo profile and print the summary table."""
+    from zooflow import watchdog
+
+    watchdog.start()
     _summary(_flows().demo.demo_all(profile))
 
 
@@ -251,15 +256,30 @@ def main() -> None:
     """The ``zooflow`` command. ``--debug`` (anywhere on the line) shows tracebacks."""
     import click
 
+    from zooflow import interrupts
+
     args = sys.argv[1:]
     debug = "--debug" in args
     args = [arg for arg in args if arg != "--debug"]
+    interrupts.reset()
+    interrupts.install()
     try:
-        app(args=args, prog_name="zooflow", standalone_mode=False)
+        # Non-standalone typer turns a KeyboardInterrupt into a returned 130 (and typer.Exit
+        # into its code): what stopped the run is then in interrupts.last_stop.
+        code = app(args=args, prog_name="zooflow", standalone_mode=False)
+        if isinstance(code, int) and code != 0:
+            raise interrupts.last_stop or SystemExit(code)
     except click.exceptions.ClickException as error:  # a mistyped command, option or argument
         error.show()
         raise SystemExit(error.exit_code) from None
+    except interrupts.Interrupted as stop:
+        done = (f" during {stop.where}; the last epoch's checkpoint is kept. Resume with"
+                if stop.where else ". Rerun with")
+        console.print(f"zooflow: stopped by {stop.signal_name}{done}: zooflow {' '.join(args)}",
+                      markup=False, highlight=False, soft_wrap=True)
+        raise SystemExit(stop.exit_code) from None
     except (typer.Abort, click.exceptions.Abort, KeyboardInterrupt):
+        console.print("zooflow: stopped (Ctrl-C)", markup=False, highlight=False)
         raise SystemExit(130) from None
     except typer.Exit as done:
         raise SystemExit(done.exit_code) from None

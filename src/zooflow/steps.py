@@ -9,7 +9,7 @@ import shutil
 import time
 from pathlib import Path
 
-from zooflow import config, settings
+from zooflow import config, ownership, settings
 from zooflow.data import store
 from zooflow.registry import policy as promotion_policy
 from zooflow.registry import tracking, versions
@@ -39,6 +39,11 @@ def _saved(trained: dict) -> tuple[object, Path, Path, RunContext]:
     return get_task(ctx.cfg.module), weights, context_file, ctx
 
 
+def _saved_from_run(run: dict):
+    """``_saved`` for a run whose train step's result is not at hand (its work folder)."""
+    return _saved({"workdir": str(_workdir(run))})
+
+
 def _workdir(run: dict) -> Path:
     folder = settings.project_root() / ".zooflow" / "runs" / run["run_id"]
     folder.mkdir(parents=True, exist_ok=True)
@@ -54,7 +59,9 @@ def start_run(task: str, model: str, profile: str) -> dict:
     client = tracking.connect()
     run = client.create_run(experiment, run_name=f"{cfg.registered_name} [{profile}]",
                             tags={"task": task, "model": model, "profile": profile, "config_hash": cfg.digest(),
-                                  "mlflow.source.git.commit": git["git_commit"], **git})
+                                  "mlflow.source.git.commit": git["git_commit"], **git, **ownership.identity()})
+    for dead in tracking.reap_dead_runs(experiment, {"task": task, "model": model}, by_run=run.info.run_id):
+        log.info("run %s of %s was left RUNNING by a process that is gone: marked KILLED", dead, cfg.registered_name)
     tracker = tracking.RunTracker(run.info.run_id)
     tracker.log_params({"architecture": cfg.architecture, "pretrained": cfg.pretrained, "input_size": cfg.input_size,
                         "width": cfg.width, "hidden": cfg.hidden, "epochs": cfg.epochs, "batch_size": cfg.batch_size,
@@ -92,7 +99,8 @@ def validate_data(run: dict) -> dict:
 
 def checkpoint_dir(run: dict, data_tag: str) -> Path:
     """Checkpoints are keyed by what the training depends on, so a rerun of the same
-    (model, profile, config, data) resumes, and anything else starts afresh."""
+    (model, profile, config, data) resumes, and anything else starts afresh. Only the run
+    holding the key's lock uses the folder (``ownership.claim_checkpoints``)."""
     cfg = config.resolve(run["task"], run["model"], run["profile"])
     key = f"{cfg.registered_name}-{cfg.profile}-{cfg.digest()}-{data_tag.replace(':', '-')}"
     return settings.checkpoint_root() / key
@@ -112,8 +120,15 @@ def train(run: dict, data_tag: str) -> dict:
         tracker.log_metrics(metrics, step=epoch)
         log.info("epoch %d/%d %s", epoch, ctx.cfg.epochs, " ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
 
+    claim = ownership.claim_checkpoints(checkpoint_dir(run, data_tag), run["run_id"],
+                                        finished_runs=lambda owner: tracking.run_status(owner) == "FINISHED")
+    if claim.previous_owner:
+        tracker.set_tags({"resumed_from_run": claim.previous_owner})
+    if not claim.shared_key:
+        log.info("another live run is training %s on the same data: this run trains from scratch in its own "
+                 "checkpoint folder", ctx.cfg.registered_name)
     started = time.perf_counter()
-    result = task.fit(model, ctx, checkpoint_dir(run, data_tag), on_epoch)
+    result = task.fit(model, ctx, claim.folder, on_epoch)
     seconds = time.perf_counter() - started
     device = device_label(result.device)
     tracker.set_tags({"device": device, "resumed_from_epoch": result.resumed_from_epoch})
@@ -139,22 +154,28 @@ def evaluate(run: dict, trained: dict) -> dict:
     tracker.log_metrics(baseline, prefix="baseline.")
     figures = task.examples(model, ctx, predictions, Path(trained["workdir"]) / "card")
     champion = versions.by_alias(ctx.cfg.registered_name, versions.CHAMPION)
-    champion_scores, champion_note = None, "no champion yet"
-    if champion is not None:
-        champion_model, champion_ctx = versions.load_torch(champion)
-        if champion_ctx.info.get("classes") != ctx.info.get("classes"):
-            champion_note = (f"champion v{champion.version} predicts other classes "
-                             f"({champion_ctx.info.get('classes')}); not comparable")
-        else:
-            rescored = RunContext(cfg=champion_ctx.cfg, info=champion_ctx.info, data_root=ctx.data_root)
-            champion_scores = evaluate_model(task, champion_model, rescored)
-            champion_note = f"champion v{champion.version} re-scored on this run's validation data"
-            tracker.log_metrics(champion_scores, prefix="champion.")
+    champion_scores, champion_note = _score_champion(task, ctx, champion)
+    if champion_scores:
+        tracker.log_metrics(champion_scores, prefix="champion.")
     return {"metrics": scores, "baseline": baseline, "baseline_note": task.baseline_description,
             "figures": [str(p) for p in figures],
             "primary_metric": task.primary_metric, "goal": task.goal,
             "champion_version": champion.version if champion else None,
             "champion_metrics": champion_scores, "champion_note": champion_note}
+
+
+def _score_champion(task, ctx: RunContext, champion) -> tuple[dict | None, str]:
+    """The champion's scores on this run's validation data (None when there is no champion or
+    it predicts other classes), and a note for the card."""
+    if champion is None:
+        return None, "no champion yet"
+    champion_model, champion_ctx = versions.load_torch(champion)
+    if champion_ctx.info.get("classes") != ctx.info.get("classes"):
+        return None, (f"champion v{champion.version} predicts other classes "
+                      f"({champion_ctx.info.get('classes')}); not comparable")
+    rescored = RunContext(cfg=champion_ctx.cfg, info=champion_ctx.info, data_root=ctx.data_root)
+    return (evaluate_model(task, champion_model, rescored),
+            f"champion v{champion.version} re-scored on this run's validation data")
 
 
 def register(run: dict, data: dict, validation: dict, trained: dict, evaluation: dict) -> dict:
@@ -172,28 +193,41 @@ def register(run: dict, data: dict, validation: dict, trained: dict, evaluation:
             "primary_metric": primary, "primary_metric_value": f"{evaluation['metrics'][primary]:.4f}",
             "pretrained": ctx.cfg.pretrained}
     tags |= {f"metric.{k}": f"{v:.4f}" for k, v in evaluation["metrics"].items()}
-    ref = versions.register(model_uri, ctx.cfg.registered_name, tags)
+    with versions.registry_lock(ctx.cfg.registered_name):
+        ref = versions.register(model_uri, ctx.cfg.registered_name, tags)
     log.info("registered %s v%s", ref.name, ref.version)
     return {"name": ref.name, "version": ref.version, "model_uri": model_uri}
 
 
 def promote(run: dict, registered: dict, evaluation: dict) -> dict:
-    """Apply the task's policy: ``champion`` or ``challenger``, with reasons as tags and a log row."""
+    """Apply the task's policy: ``champion`` or ``challenger``, with reasons as tags and a log row.
+
+    Read-decide-write under the model's registry lock: when another run changed the champion
+    since this run's evaluation, the new champion is re-scored on this run's data first, so the
+    better of two racing runs ends champion and the promotion log tells one consistent story."""
     cfg = config.resolve(run["task"], run["model"], run["profile"])
-    ref = versions.get(registered["name"], registered["version"])
     primary = evaluation["primary_metric"]
-    candidate = promotion_policy.Candidate(
-        metric=evaluation["metrics"][primary], validation_passed=ref.tags.get("validation") == "passed",
-        lineage={key: ref.tags.get(key, "") for key in promotion_policy.LINEAGE_KEYS},
-        profile=cfg.profile, device=ref.tags.get("device", ""))
-    champion_metric = evaluation["champion_metrics"][primary] if evaluation["champion_metrics"] else None
-    decision = promotion_policy.decide(cfg.policy, primary, evaluation["goal"], candidate, champion_metric,
-                                       evaluation["champion_version"])
-    previous = versions.apply_alias(ref, decision.alias)
-    versions.tag_version(ref, {"promotion.decision": decision.alias, "promotion.reasons": decision.text()})
-    versions.log_decision(ref, decision.alias, previous, decision.text(),
-                          {primary: candidate.metric, **({"champion_" + primary: champion_metric}
-                                                         if champion_metric is not None else {})}, kind="policy")
+    with versions.registry_lock(registered["name"]):
+        ref = versions.get(registered["name"], registered["version"])
+        champion_version, champion_metrics = evaluation["champion_version"], evaluation["champion_metrics"]
+        current = versions.by_alias(registered["name"], versions.CHAMPION)
+        if (current.version if current else None) != champion_version:
+            task, _, _, ctx = _saved_from_run(run)
+            champion_metrics, note = _score_champion(task, ctx, current)
+            champion_version = current.version if current else None
+            log.info("the champion changed while this run trained: %s", note)
+        candidate = promotion_policy.Candidate(
+            metric=evaluation["metrics"][primary], validation_passed=ref.tags.get("validation") == "passed",
+            lineage={key: ref.tags.get(key, "") for key in promotion_policy.LINEAGE_KEYS},
+            profile=cfg.profile, device=ref.tags.get("device", ""))
+        champion_metric = champion_metrics[primary] if champion_metrics else None
+        decision = promotion_policy.decide(cfg.policy, primary, evaluation["goal"], candidate, champion_metric,
+                                           champion_version)
+        previous = versions.apply_alias(ref, decision.alias)
+        versions.tag_version(ref, {"promotion.decision": decision.alias, "promotion.reasons": decision.text()})
+        versions.log_decision(ref, decision.alias, previous, decision.text(),
+                              {primary: candidate.metric, **({"champion_" + primary: champion_metric}
+                                                             if champion_metric is not None else {})}, kind="policy")
     tracking.RunTracker(run["run_id"]).set_tags({"promotion.decision": decision.alias})
     log.info("%s v%s -> %s (%s)", ref.name, ref.version, decision.alias, decision.text())
     return {"alias": decision.alias, "promoted": decision.promote, "reasons": decision.reasons,
@@ -218,12 +252,12 @@ def write_card(run: dict, data: dict, validation: dict, trained: dict, evaluatio
     return {"markdown": str(workdir / "model_card.md"), "html": str(workdir / "model_card.html")}
 
 
-def finish(run: dict, status: str, data_tag: str | None = None) -> None:
-    """Close the MLflow run; after a success, drop the checkpoints (nothing left to resume)."""
+def finish(run: dict, status: str) -> None:
+    """Close the MLflow run (FINISHED, FAILED or KILLED) and give up the checkpoint folder: a
+    success deletes it (nothing left to resume); otherwise it stays for the rerun to resume."""
     tracking.connect().set_terminated(run["run_id"], status=status)
+    ownership.release_checkpoints(run["run_id"], keep=status != "FINISHED")
     if status == "FINISHED":
-        if data_tag:
-            shutil.rmtree(checkpoint_dir(run, data_tag), ignore_errors=True)
         shutil.rmtree(settings.project_root() / ".zooflow" / "runs" / run["run_id"], ignore_errors=True)
 
 

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import mlflow
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from zooflow import settings
@@ -29,7 +30,41 @@ def experiment_id(name: str) -> str:
     if found:
         return found.experiment_id
     location = settings.artifact_root() if settings.tracking_uri().startswith("sqlite:") else None
-    return client.create_experiment(name, artifact_location=location)
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except MlflowException:
+        found = client.get_experiment_by_name(name)  # another run created it a moment ago
+        if found is None:
+            raise
+        return found.experiment_id
+
+
+def reap_dead_runs(experiment: str, tags: dict[str, str], by_run: str) -> list[str]:
+    """Mark KILLED every RUNNING run of ``experiment`` with these ``tags`` whose process is
+    gone (a ``kill -9``, a power cut): their state would otherwise say RUNNING forever.
+    Returns the run ids it marked."""
+    from zooflow import ownership
+
+    client = connect()
+    where = " and ".join([f"attributes.status = 'RUNNING'", *(f"tags.`{k}` = '{v}'" for k, v in tags.items())])
+    reaped = []
+    for run in client.search_runs([experiment], filter_string=where, max_results=200):
+        if run.info.run_id != by_run and ownership.is_gone(run.data.tags):
+            client.set_tag(run.info.run_id, "zooflow.killed_note",
+                           f"process {run.data.tags.get(ownership.PID_TAG)} ended while RUNNING; marked KILLED by run {by_run}")
+            client.set_terminated(run.info.run_id, status="KILLED")
+            reaped.append(run.info.run_id)
+    return reaped
+
+
+def run_status(run_id: str) -> str:
+    """An MLflow run's status (RUNNING, FINISHED, FAILED, KILLED), or '' when unknown."""
+    if not run_id:
+        return ""
+    try:
+        return connect().get_run(run_id).info.status
+    except MlflowException:
+        return ""
 
 
 def git_state(root: Path) -> dict[str, str]:

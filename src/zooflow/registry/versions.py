@@ -16,6 +16,7 @@ from pathlib import Path
 import mlflow
 from mlflow.exceptions import MlflowException
 
+from zooflow import locks, settings
 from zooflow.registry import tracking
 from zooflow.registry.pyfunc import rebuild
 
@@ -36,13 +37,24 @@ def _ref(mv) -> VersionRef:
     return VersionRef(mv.name, str(mv.version), mv.run_id, mv.source, dict(mv.tags))
 
 
+def registry_lock(name: str):
+    """Hold the lock under which ``name``'s versions are created and its aliases move: the
+    read-decide-write of a promotion is then a compare-and-set, so of two racing runs the
+    second decides against the first's result. (A file lock: it serialises the processes of
+    one machine; see the README on team mode.)"""
+    return locks.held(settings.project_root() / ".zooflow" / "locks" / f"registry-{name}.lock", timeout=600)
+
+
 def register(model_uri: str, name: str, tags: dict[str, object]) -> VersionRef:
     """A new version of ``name`` from a logged model, tagged with its lineage."""
     client = tracking.connect()
     try:
         client.get_registered_model(name)
     except MlflowException:
-        client.create_registered_model(name, description=f"zooflow model {name}")
+        try:
+            client.create_registered_model(name, description=f"zooflow model {name}")
+        except MlflowException:  # created meanwhile by a run on another machine
+            client.get_registered_model(name)
     mv = mlflow.register_model(model_uri, name, tags={k: str(v) for k, v in tags.items()})
     return _ref(client.get_model_version(name, mv.version))
 

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from zooflow import interrupts
 from zooflow.training import checkpoint
 from zooflow.training.device import pick_device, restore_rng_state, rng_state
 from zooflow.training.loop import EpochCallback, TrainResult, progress_bar
@@ -65,7 +66,7 @@ def train_adversarial(model: nn.Module, steps: AdversarialSteps, images: torch.T
         result.resumed_from_epoch = saved["epoch"]
         start = saved["epoch"] + 1
     better = (lambda a, b: a < b) if goal == "min" else (lambda a, b: a > b)
-    with progress_bar(show_progress) as progress:
+    with progress_bar(show_progress) as progress, interrupts.training():
         for epoch in range(start, epochs + 1):
             model.train()
             sums: dict[str, float] = {}
@@ -74,6 +75,7 @@ def train_adversarial(model: nn.Module, steps: AdversarialSteps, images: torch.T
             for index, (real,) in enumerate(loader):
                 if index >= batches:
                     break
+                interrupts.check(f"epoch {epoch}/{epochs}, batch {index + 1}/{batches}")  # a Ctrl-C stops here
                 for key, value in steps.step(model, real.to(device, non_blocking=True), optimizers).items():
                     sums[key] = sums.get(key, 0.0) + value
                 progress.advance(task_id)

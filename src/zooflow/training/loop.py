@@ -15,6 +15,7 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import nn
 
+from zooflow import interrupts
 from zooflow.training import checkpoint
 from zooflow.training.device import pick_device, restore_rng_state, rng_state
 
@@ -63,7 +64,8 @@ def _run_epoch(model, loader, criterion, device, optimizer=None, limit=None, cha
     steps = min(len(loader), limit) if limit else len(loader)
     task_id = progress.add_task(description, total=steps) if progress else None
     with torch.set_grad_enabled(training):
-        for inputs, targets in _batches(loader, limit):
+        for index, (inputs, targets) in enumerate(_batches(loader, limit)):
+            interrupts.check(f"{description}, batch {index + 1}/{steps}")  # a Ctrl-C stops here
             inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
             if channels_last:
                 inputs = inputs.contiguous(memory_format=torch.channels_last)
@@ -111,7 +113,7 @@ def train_supervised(model: nn.Module, optimizer: torch.optim.Optimizer, train_l
         result.history = list(saved["history"])
         result.resumed_from_epoch = saved["epoch"]
         start = saved["epoch"] + 1
-    with progress_bar(show_progress) as progress:
+    with progress_bar(show_progress) as progress, interrupts.training():
         for epoch in range(start, epochs + 1):
             train = _run_epoch(model, train_loader, criterion, device, optimizer, max_batches,
                                use_channels_last, progress, f"epoch {epoch}/{epochs} train")
