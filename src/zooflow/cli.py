@@ -6,6 +6,7 @@ Heavy libraries (torch, MLflow, Prefect, GX, DVC) are imported inside the comman
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -28,14 +29,42 @@ def _root() -> Path:
 
 
 def _flows():
-    """Import the flows package from the project checkout."""
+    """Import the flows package from the project checkout; check the MLflow store can take a
+    run before any flow starts (one clear message, not a traceback from inside a task)."""
+    from zooflow.registry import tracking
+
+    tracking.require_writable()
     root = str(_root())
     if root not in sys.path:
         sys.path.insert(0, root)
     import flows.demo
     import flows.pipeline
 
+    _no_tracebacks_for_user_errors()
     return flows
+
+
+class _UserErrorTracebacks(logging.Filter):
+    """Prefect logs a failed task's traceback; for a user's error (bad data, a missing weights
+    file, a stop asked for) the message names what is wrong, and the traceback is noise that
+    buries it. ``--debug`` keeps them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from zooflow.errors import UserError
+
+        if record.exc_info and isinstance(record.exc_info[1], (UserError, KeyboardInterrupt)):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def _no_tracebacks_for_user_errors() -> None:
+    if "--debug" in sys.argv:
+        return
+    loggers = [logging.getLogger(), *(logger for logger in logging.Logger.manager.loggerDict.values()
+                                      if isinstance(logger, logging.Logger))]
+    for handler in {handler for logger in loggers for handler in logger.handlers}:
+        if not any(isinstance(f, _UserErrorTracebacks) for f in handler.filters):
+            handler.addFilter(_UserErrorTracebacks())
 
 
 def _summary(rows: list[dict]) -> None:

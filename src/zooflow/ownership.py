@@ -72,7 +72,9 @@ def claim_checkpoints(key_folder: Path, run_id: str, finished_runs: "set[str] | 
     whatever a dead or failed run left there, unless that run ``finished``), else a private
     folder of this run's own, trained from scratch."""
     key_folder = Path(key_folder)
-    lock = locks.try_lock(key_folder.with_name(key_folder.name + ".lock"))
+    # The lock lives apart from the checkpoints, and is never deleted: removing a lock file
+    # that another process has open would let two processes each hold "the" lock.
+    lock = locks.try_lock(key_folder.parent.parent / "locks" / "checkpoints" / f"{key_folder.name}.lock")
     if lock is None:
         claim = CheckpointClaim(key_folder.with_name(f"{key_folder.name}.run-{run_id}"), None, False, "")
     else:

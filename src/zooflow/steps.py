@@ -53,7 +53,7 @@ def _workdir(run: dict) -> Path:
 def start_run(task: str, model: str, profile: str) -> dict:
     """Resolve the config and open the MLflow run every later step logs to."""
     cfg = config.resolve(task, model, profile)
-    tracking.connect()
+    tracking.require_writable()
     experiment = tracking.experiment_id(f"zooflow-{cfg.task}")
     git = tracking.git_state(settings.project_root())
     client = tracking.connect()
@@ -122,8 +122,8 @@ def train(run: dict, data_tag: str) -> dict:
 
     claim = ownership.claim_checkpoints(checkpoint_dir(run, data_tag), run["run_id"],
                                         finished_runs=lambda owner: tracking.run_status(owner) == "FINISHED")
-    if claim.previous_owner:
-        tracker.set_tags({"resumed_from_run": claim.previous_owner})
+    tracker.set_tags({"checkpoint_folder": "shared" if claim.shared_key else "private",
+                      **({"resumed_from_run": claim.previous_owner} if claim.previous_owner else {})})
     if not claim.shared_key:
         log.info("another live run is training %s on the same data: this run trains from scratch in its own "
                  "checkpoint folder", ctx.cfg.registered_name)

@@ -5,21 +5,79 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
 import subprocess
+import urllib.request
 from pathlib import Path
 
 import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from zooflow import settings
+from zooflow import locks, settings
+from zooflow.errors import StoreUnavailable
+
+
+_READY: set[str] = set()  # stores this process has opened (and, for SQLite, created) once
 
 
 def connect() -> MlflowClient:
     """Point MLflow at this project's store and return a client."""
-    mlflow.set_tracking_uri(settings.tracking_uri())
-    mlflow.set_registry_uri(settings.tracking_uri())
+    uri = settings.tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    if uri not in _READY:
+        _open_store(uri)
+        _READY.add(uri)
     return MlflowClient()
+
+
+def _sqlite_file(uri: str) -> Path | None:
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
+def _open_store(uri: str) -> None:
+    """First contact with a store. A new SQLite store is created (MLflow runs its schema
+    migrations) under a lock: two runs starting at once on a fresh project would otherwise
+    migrate the same file together and leave it broken. A server is asked for its health
+    with a short timeout, so an unreachable one is one clear message, not minutes of retries."""
+    database = _sqlite_file(uri)
+    if database is not None:
+        with locks.held(database.with_name(database.name + ".lock")):
+            try:
+                client = MlflowClient()
+                client.search_experiments(max_results=1)
+                client.search_registered_models(max_results=1)
+            except Exception as error:  # noqa: BLE001 - any failure here is about the store
+                raise StoreUnavailable(f"the MLflow store {uri} cannot be opened: {_first_line(error)}. "
+                                       f"Check that {database} is a readable MLflow database on a writable disk, "
+                                       "or point MLFLOW_TRACKING_URI at another store.") from None
+    elif uri.startswith(("http://", "https://")):
+        try:
+            urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=10)
+        except OSError as error:
+            raise StoreUnavailable(f"the MLflow tracking server {uri} does not answer ({_first_line(error)}). "
+                                   "Check MLFLOW_TRACKING_URI, that the server is running, and the network.") from None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(getattr(error, "reason", None) or error).strip()
+    return text.splitlines()[0][:300] if text else type(error).__name__
+
+
+def require_writable() -> None:
+    """Refuse to start a run on a store that cannot take it (a read-only file or folder),
+    before anything is half-written."""
+    uri = settings.tracking_uri()
+    connect()
+    database = _sqlite_file(uri)
+    if database is None:
+        return
+    artifacts = settings.project_root() / "mlflow" / "artifacts"
+    for path in (database, database.parent, artifacts if artifacts.exists() else artifacts.parent):
+        if path.exists() and not os.access(path, os.W_OK):
+            raise StoreUnavailable(f"the MLflow store {uri} is read-only here ({path} cannot be written). "
+                                   "Check its permissions and mount, or point MLFLOW_TRACKING_URI at a writable store.")
 
 
 def experiment_id(name: str) -> str:
