@@ -278,13 +278,11 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 def _say_error(title: str, message: str) -> None:
     console.print(f"[bold red]zooflow: {title}[/bold red]")
-    console.print(message, markup=False, highlight=False)
+    console.print(message, markup=False, highlight=False, soft_wrap=True)  # paths stay whole, copyable
 
 
 def main() -> None:
     """The ``zooflow`` command. ``--debug`` (anywhere on the line) shows tracebacks."""
-    import click
-
     from zooflow import interrupts
 
     args = sys.argv[1:]
@@ -298,8 +296,8 @@ def main() -> None:
         code = app(args=args, prog_name="zooflow", standalone_mode=False)
         if isinstance(code, int) and code != 0:
             raise interrupts.last_stop or SystemExit(code)
-    except click.exceptions.ClickException as error:  # a mistyped command, option or argument
-        error.show()
+    except typer.TyperException as error:  # a mistyped command, option or argument
+        error.show() if hasattr(error, "show") else console.print(f"zooflow: {error}", markup=False)
         raise SystemExit(error.exit_code) from None
     except interrupts.Interrupted as stop:
         done = (f" during {stop.where}; the last epoch's checkpoint is kept. Resume with"
@@ -307,7 +305,7 @@ def main() -> None:
         console.print(f"zooflow: stopped by {stop.signal_name}{done}: zooflow {' '.join(args)}",
                       markup=False, highlight=False, soft_wrap=True)
         raise SystemExit(stop.exit_code) from None
-    except (typer.Abort, click.exceptions.Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt):
         console.print("zooflow: stopped (Ctrl-C)", markup=False, highlight=False)
         raise SystemExit(130) from None
     except typer.Exit as done:

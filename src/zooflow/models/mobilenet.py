@@ -14,6 +14,7 @@ from torch import nn
 from torchvision.models import MobileNet_V2_Weights, mobilenet_v2
 
 from zooflow.models.pretrained import imagenet_state_dict, load_state_dict_file
+from zooflow.errors import InputRejected
 
 HEAD = "classifier.1"
 
@@ -44,6 +45,6 @@ def build_mobilenet_v2(num_classes: int, pretrained: str = "imagenet") -> nn.Mod
         body = {k: v for k, v in state.items() if not k.startswith(HEAD + ".")}
         missing, unexpected = model.load_state_dict(body, strict=False)
         if unexpected or set(missing) - {f"{HEAD}.weight", f"{HEAD}.bias"}:
-            raise ValueError(f"{pretrained}: not a MobileNetV2 state_dict (missing {missing}, unexpected {unexpected})")
+            raise InputRejected(f"pretrained: {pretrained} is not a MobileNetV2 state_dict (missing {missing}, unexpected {unexpected})")
     model.classifier[1] = nn.Linear(model.last_channel, num_classes)
     return model

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from zooflow import settings
-from zooflow.errors import UserError
+from zooflow.errors import InputRejected, UserError
 
 
 class PretrainedWeightsMissing(UserError, FileNotFoundError):
@@ -52,5 +52,13 @@ def load_state_dict_file(path: str) -> dict:
     file = Path(path).expanduser()
     if not file.is_file():
         raise PretrainedWeightsMissing(f"pretrained: {path} - no such file")
-    state = torch.load(file, map_location="cpu", weights_only=True)
-    return state.get("model", state) if isinstance(state, dict) else state
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - pickle, zip and format errors all mean "not plain weights"
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InputRejected(f"pretrained: {path} cannot be read as plain weights (loaded with weights_only=True, "
+                            f"which runs no pickled code): {first[:300]}. Save a state_dict with "
+                            "torch.save(model.state_dict(), path).") from None
+    if not isinstance(state, dict):
+        raise InputRejected(f"pretrained: {path} holds a {type(state).__name__}, not a state_dict")
+    return state.get("model", state)

@@ -12,6 +12,7 @@ from torch import nn
 from torchvision.models import VGG16_Weights
 
 from zooflow.models.pretrained import imagenet_state_dict, load_state_dict_file
+from zooflow.config import ConfigError
 
 # Output channels per conv layer; "M" is a 2x2 max pool. Thirteen convs + three FCs = 16 layers.
 VGG16_LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
@@ -73,7 +74,8 @@ def build_vgg16(num_classes: int, pretrained: str = "none", width: float = 1.0, 
     if pretrained == "none":
         return model
     if (width, hidden) != (1.0, 4096):
-        raise ValueError(f"pretrained weights need the full VGG-16 (width 1.0, hidden 4096), not width {width}, hidden {hidden}")
+        raise ConfigError(f"pretrained: {pretrained} needs the full VGG-16 (width 1.0, hidden 4096), not width {width}, "
+                          f"hidden {hidden}: set pretrained: none for a shrunk VGG, or the book's sizes")
     state = imagenet_state_dict(VGG16_Weights.IMAGENET1K_V1) if pretrained == "imagenet" else load_state_dict_file(pretrained)
     # The ImageNet head has 1000 outputs; ours is new, so only the body is loaded.
     body = {k: v for k, v in state.items() if not k.startswith(HEAD + ".")}

@@ -69,7 +69,11 @@ def by_alias(name: str, alias: str) -> VersionRef | None:
 
 
 def get(name: str, version: str) -> VersionRef:
-    return _ref(tracking.connect().get_model_version(name, str(version)))
+    """One version of a registered model (LookupError naming it when there is none)."""
+    try:
+        return _ref(tracking.connect().get_model_version(name, str(version)))
+    except MlflowException:
+        raise LookupError(f"{name} has no version {version} (see `zooflow models`)") from None
 
 
 def resolve_spec(spec: str) -> VersionRef:
