@@ -111,10 +111,11 @@ def data_demo() -> None:
     from zooflow.data import store
 
     root = _root()
-    for folder, build in demo_data.BUILDERS.items():
-        counts = build(root / store.DATA_DIR / folder)
-        console.print(f"data/{folder}: {counts}")
-    console.print(f"data version: {store.commit(root)}")
+    with store.data_lock(root):
+        for folder, build in demo_data.BUILDERS.items():
+            counts = build(root / store.DATA_DIR / folder)
+            console.print(f"data/{folder}: {counts}")
+        console.print(f"data version: {store.commit(root)}")
 
 
 @data_app.command("ensure-demo")
@@ -152,7 +153,8 @@ def data_commit() -> None:
     """Record data/ as it is now as a new version (dvc add + push)."""
     from zooflow.data import store
 
-    console.print(f"data version: {store.commit(_root())}")
+    with store.data_lock(_root()):
+        console.print(f"data version: {store.commit(_root())}")
 
 
 @data_app.command("status")
@@ -194,10 +196,11 @@ def promote(name: str, version: str, reason: str = typer.Option(..., "--reason",
     """Make NAME VERSION the champion by hand; logged with who and why."""
     from zooflow.registry import versions
 
-    ref = versions.get(name, version)
-    previous = versions.apply_alias(ref, versions.CHAMPION)
-    versions.tag_version(ref, {"promotion.decision": versions.CHAMPION, "promotion.reasons": f"manual: {reason}"})
-    versions.log_decision(ref, versions.CHAMPION, previous, f"manual: {reason}", {}, kind="manual")
+    with versions.registry_lock(name):  # the same compare-and-set as the pipeline's promotions
+        ref = versions.get(name, version)
+        previous = versions.apply_alias(ref, versions.CHAMPION)
+        versions.tag_version(ref, {"promotion.decision": versions.CHAMPION, "promotion.reasons": f"manual: {reason}"})
+        versions.log_decision(ref, versions.CHAMPION, previous, f"manual: {reason}", {}, kind="manual")
     console.print(f"{name} v{version} is champion (was v{previous.version if previous else '-'})")
 
 

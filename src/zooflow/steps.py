@@ -151,6 +151,7 @@ def evaluate(run: dict, trained: dict) -> dict:
     baseline = task.baseline(ctx)
     tracker = tracking.RunTracker(run["run_id"])
     tracker.log_metrics(scores, prefix="val.")
+    _log_renamed_metric_keys(tracker, ctx.info.get("classes") or [])
     tracker.log_metrics(baseline, prefix="baseline.")
     figures = task.examples(model, ctx, predictions, Path(trained["workdir"]) / "card")
     champion = versions.by_alias(ctx.cfg.registered_name, versions.CHAMPION)
@@ -162,6 +163,16 @@ def evaluate(run: dict, trained: dict) -> dict:
             "primary_metric": task.primary_metric, "goal": task.goal,
             "champion_version": champion.version if champion else None,
             "champion_metrics": champion_scores, "champion_note": champion_note}
+
+
+def _log_renamed_metric_keys(tracker: tracking.RunTracker, labels: list) -> None:
+    """Per-class metric names come from labels; where a label had to change to be a valid
+    MLflow key (e.g. ``a/b`` -> ``a_b``), the run keeps the mapping back to the label."""
+    from zooflow.evaluation.keys import metric_key_map
+
+    renamed = {str(label): key for label, key in metric_key_map(labels).items() if str(label) != key}
+    if renamed:
+        tracker.log_json(renamed, "evaluation/metric_keys.json")
 
 
 def _score_champion(task, ctx: RunContext, champion) -> tuple[dict | None, str]:

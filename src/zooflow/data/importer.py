@@ -163,7 +163,13 @@ def _restore(live: Path, parked: Path, swapped: bool, pointer: Path, pointer_byt
 
 def import_dataset(task: str, source: Path, root: Path) -> ImportReport:
     """Import ``source`` as ``task``'s data into ``root/data/<folder>`` and record it as a new
-    data version (see the module docstring); the report of what was done."""
+    data version (see the module docstring); the report of what was done. One data change at a
+    time: a second import (or ``data commit``) waits for the first."""
+    with store.data_lock(root):
+        return _import_dataset(task, source, root)
+
+
+def _import_dataset(task: str, source: Path, root: Path) -> ImportReport:
     from zooflow.config import load_task_file
     from zooflow.tasks import get_task
 

@@ -45,16 +45,35 @@ class IdxFormatError(InputRejected):
     """An idx file that cannot be read as what it claims to be; the message names the file."""
 
 
+# The largest idx file read: full MNIST / Fashion-MNIST training images are 47 MB; a gzip that
+# expands past this is a bomb, refused before it takes the machine's memory.
+MAX_IDX_BYTES = 2 * 2**30
+
+
+def _gunzip(raw: bytes, limit: int = MAX_IDX_BYTES) -> bytes:
+    """A gzip file's content, refusing (MemoryError) to expand past ``limit`` bytes."""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)  # 16+: expect a gzip header and trailer
+    data = inflater.decompress(raw, limit + 1)
+    if len(data) > limit:
+        raise MemoryError(limit)
+    if not inflater.eof:
+        raise EOFError("compressed file ended before the end-of-stream marker was reached")
+    return data
+
+
 def read_idx(path: Path) -> np.ndarray:
     """The array an idx file (optionally ``.gz``) holds, checking its header against its size."""
     path = Path(path)
     raw = path.read_bytes()
     if path.suffix == ".gz":
         try:
-            raw = gzip.decompress(raw)
+            raw = _gunzip(raw)
         # A cut download ends in EOFError, which the CLI would take for Ctrl-C: name the file instead.
         except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as error:
             raise IdxFormatError(f"{path}: not a complete gzip file ({error}); download it again") from None
+        except MemoryError:
+            raise IdxFormatError(f"{path}: expands to more than {MAX_IDX_BYTES // 2**30} GiB "
+                                 "(a gzip bomb, or not an MNIST-sized dataset)") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
         hint = " (it is gzipped: name it .gz)" if raw[:2] == b"\x1f\x8b" else ""
         raise IdxFormatError(f"{path}: not an idx file (the magic number must start with two zero bytes){hint}")

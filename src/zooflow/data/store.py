@@ -68,6 +68,14 @@ def init(root: Path, remote_url: str | None = None) -> None:
             conf["remote"][DEFAULT_REMOTE] = {"url": url}
 
 
+def data_lock(root: Path):
+    """Held while data/ and data.dvc change (imports, commits, demo builds): two changes at
+    once would each record a version holding half of the other."""
+    from zooflow import locks
+
+    return locks.held(Path(root) / ".zooflow" / "locks" / "data.lock", timeout=3600)
+
+
 def commit(root: Path) -> str:
     """``dvc add data`` + ``dvc push``: record the current data/ as a new version; its md5."""
     root = Path(root)

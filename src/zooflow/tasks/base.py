@@ -43,8 +43,11 @@ class Task(Protocol):
     def manifest(self, ctx: RunContext) -> pd.DataFrame:
         """One row per sample, with a ``path`` column and what validation needs."""
 
-    def import_data(self, source: Path, target: Path) -> list[str]:
-        """Copy a user's dataset in this task's real format into ``target``; its classes."""
+    def import_data(self, source: Path, target: Path):
+        """Write a user's dataset in this task's real format into ``target`` (a staging folder:
+        ``data/importer.import_dataset`` validates it, swaps it in and records the version);
+        an ``Imported`` (classes, skipped junk, conversions, notes). Refuses symlinks, unsafe
+        names and paths that would leave ``target`` (``data/safety.py``)."""
 
     def expectations(self, ctx: RunContext) -> list:
         """Great Expectations expectations for the manifest."""
