@@ -1,7 +1,7 @@
 """Two runs of the same model started at the same moment, as two real processes: each trains
 its own weights (neither resumes the other's checkpoint), each registers its own version with
 its own lineage, exactly one ends champion - the better one (a tie keeps the first) - and the
-promotion log tells that story. Repeated: ``ZOOFLOW_RACE_ROUNDS`` (default 3) rounds."""
+promotion log tells that story. Repeated: ``ZOOFLOW_RACE_ROUNDS`` (default 2) rounds."""
 
 import os
 
@@ -14,7 +14,7 @@ from zooflow.registry import tracking, versions
 MODEL, NAME = "vgg16-finetune", "classification-vgg16-finetune"
 ARGS = ("run", "classification", "--model", MODEL, "--profile", "smoke")
 EPOCHS = 15
-ROUNDS = int(os.environ.get("ZOOFLOW_RACE_ROUNDS", "3"))
+ROUNDS = int(os.environ.get("ZOOFLOW_RACE_ROUNDS", "2"))
 
 
 @pytest.mark.parametrize("round_", range(ROUNDS))
