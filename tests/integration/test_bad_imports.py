@@ -617,12 +617,12 @@ def tree(folder: Path, skip: Path | None = None) -> dict[str, str]:
     return found
 
 
-def state(root: Path, outside: Path) -> dict:
-    """What no refused import may change: data/, data.dvc, the registry, and everything around
+def state(root: Path, *outside: Path) -> dict:
+    """What no refused import may change: data/, data.dvc, the registry, and the folders around
     the project (the sources included: an import never writes into them either)."""
     return {"data": tree(root / "data"), "pointer": (root / "data.dvc").read_bytes(),
             "registry": tree(root / "mlflow") if (root / "mlflow").exists() else {},
-            "outside": tree(outside, skip=root)}
+            "outside": {str(folder): tree(folder, skip=root) for folder in outside}}
 
 
 @pytest.fixture(scope="module")
@@ -644,12 +644,14 @@ def test_the_corpus_is_big_enough():
 def test_bad_import(name, project, tmp_path):
     bad = CASES[name]
     source = bad.build(tmp_path)
-    outside = project.parent.parent  # every test's tmp_path and the project's folder
-    before = state(project, outside)
+    # The project's own folder and this case's tmp_path (the source and where a label like
+    # ../../x would land); not every other test's tmp folders, whose hashing would dominate.
+    outside = (project.parent, tmp_path)
+    before = state(project, *outside)
     code, output = run_cli("data", "import", bad.task, source)
     flat = " ".join(output.split())  # the console folds long lines
     assert_one_clear_message(flat, *(" ".join(n.split()) for n in bad.names))
-    after = state(project, outside)
+    after = state(project, *outside)
     assert after["outside"] == before["outside"], "an import wrote outside the project"
     assert after["registry"] == before["registry"], "an import touched the registry"
     assert not list((project / importer.STAGING).iterdir()), "the staging folder was left behind"

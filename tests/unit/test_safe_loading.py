@@ -83,7 +83,10 @@ def logged_generator(tmp_path, monkeypatch):
     from zooflow.tasks.base import RunContext
     from zooflow.tasks.generation import TASK
 
+    from zooflow.registry import tracking
+
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    tracking.connect()  # MLflow's process-wide URI wins over the variable: an earlier test may have set it
     ctx = RunContext(cfg=resolve("generation", "dcgan", "smoke"), info={}, data_root=tmp_path)
     torch.manual_seed(0)
     model = TASK.build_model(ctx).eval()
