@@ -38,9 +38,13 @@ def _artifact_key(name: str, version: str) -> str:
     return re.sub(r"[^a-z0-9-]", "-", f"card-{name}-v{version}".lower())
 
 
-@flow(name="train-task", log_prints=True)
+# Runs are named after what they train ("classification-vgg16-transfer-smoke"), not Prefect's
+# random adjective-animal names, so a run list reads like the registry.
+@flow(name="train-task", flow_run_name="{task}-{model}-{profile}", log_prints=True)
 def train_task(task: str, model: str, profile: str = "demo") -> dict:
     """Run one task model through the whole governed chain; returns the summary row."""
+    from zooflow.governance.card import artifact_markdown  # lazily, like steps: keeps imports cheap
+
     run = start_run(task, model, profile)
     try:
         data = prepare_data(run)
@@ -50,8 +54,10 @@ def train_task(task: str, model: str, profile: str = "demo") -> dict:
         registered = register(run, data, validation, trained, evaluation)
         decision = promote(run, registered, evaluation)
         card = write_card(run, data, validation, trained, evaluation, registered, decision)
-        # The card as a Prefect artifact too, so it shows beside the flow run in the Prefect UI.
-        create_markdown_artifact(Path(card["markdown"]).read_text(),
+        # The card as a Prefect artifact too, so it shows beside the flow run in the Prefect UI;
+        # its figures travel inside it (relative links resolve to nothing there).
+        create_markdown_artifact(artifact_markdown(Path(card["markdown"]).read_text(), evaluation["figures"],
+                                                   run["run_id"]),
                                  key=_artifact_key(registered["name"], registered["version"]),
                                  description=f"model card of {registered['name']} v{registered['version']}")
     except BaseException as error:

@@ -104,3 +104,67 @@ def test_safe_link_targets_are_kept():
     page = render_html("[docs](https://mlflow.org) [figure](confusion_matrix.png) ![f](f.png) ![remote](https://x.org/p.png)")
     assert 'href="https://mlflow.org"' in page and 'href="confusion_matrix.png"' in page
     assert 'src="f.png"' in page and "x.org/p.png" not in page  # images only from the card's folder
+
+
+# -- figures inside the HTML card (it is opened where relative links resolve to nothing) -------
+
+def _png(path, size=(3, 2)):
+    """A small real PNG at ``path``; returns its bytes."""
+    from PIL import Image
+
+    Image.new("RGB", size, (200, 30, 30)).save(path)
+    return path.read_bytes()
+
+
+def test_html_card_embeds_its_png_figures_and_nothing_else(tmp_path):
+    import base64
+
+    figure = tmp_path / "confusion_matrix.png"
+    written = _png(figure)
+    attention = tmp_path / "attention.html"
+    attention.write_text("<body><h3>&lt;script&gt;alert(9)&lt;/script&gt;</h3><span style='background:red'>tok</span></body>")
+    cfg = resolve("classification", "vgg16-transfer", "smoke")
+    ctx = RunContext(cfg=cfg, info={"classes": ["a", "b"]}, data_root=tmp_path)
+    evaluation = {"primary_metric": "accuracy", "goal": "max", "metrics": {"accuracy": 0.9}, "baseline": {},
+                  "champion_metrics": None, "champion_note": "none", "figures": [str(figure), str(attention)]}
+    markdown_card = build_card(
+        ctx, data={"tag": "v1", "data_md5": "a", "task_md5": "b", "task_folder": "x", "files": 1},
+        validation={"summary": "passed"}, trained={"device": "cpu", "train_seconds": 1, "resumed_from_epoch": None},
+        evaluation=evaluation, registered={"name": "m", "version": "1", "model_uri": "models:/m/1"},
+        decision={"alias": "champion", "promoted": True, "previous_version": None,
+                  "reasons": ["ok ![remote](data:image/png;base64,Zm9yZWlnbg==) ![local](confusion_matrix.png)"]},
+        run_id="r1", git={}, folder=tmp_path / "card")
+    page = (tmp_path / "card" / "model_card.html").read_text()
+    sources = re.findall(r"<img [^>]*src=\"([^\"]*)\"", page)
+    assert sources and all(src.startswith("data:image/png;base64,") for src in sources), sources
+    assert "Zm9yZWlnbg==" not in page  # a data URI written in the text is dropped, only the card's own are embedded
+    assert base64.b64decode(sources[0].split(",", 1)[1]) == written  # the figure's bytes round-trip
+    # the markdown card keeps relative links, for a downloaded copy of the card folder
+    assert "![confusion_matrix](confusion_matrix.png)" in markdown_card.read_text()
+    # the HTML figure: inline, in a frame with every sandbox restriction; its escaped text stays text
+    frames = [attrs for tag, attrs in _elements(page) if tag == "iframe"]
+    assert len(frames) == 1 and dict(frames[0])["sandbox"] == ""
+    assert "&lt;script&gt;alert(9)" in dict(frames[0])["srcdoc"]  # decoded once by the browser: still text
+    assert 'href="attention.html"' not in page and "src=\"confusion" not in page
+
+
+def test_png_data_uri_refuses_a_file_that_is_not_a_png(tmp_path):
+    from zooflow.governance.card import png_data_uri
+
+    fake = tmp_path / "x.png"
+    fake.write_text("<svg onload=alert(1)>")
+    assert png_data_uri(fake) is None  # an SVG named .png is not embedded as a PNG
+
+
+def test_prefect_artifact_markdown_carries_png_figures_and_names_html_ones(tmp_path):
+    from zooflow.governance.card import artifact_markdown
+
+    figure, page = tmp_path / "confusion_matrix.png", tmp_path / "attention.html"
+    _png(figure)
+    page.write_text("<body>attention</body>")
+    text = ("# Model card\n\n- note: ![confusion_matrix](confusion_matrix.png)\n\n## Figures\n\n"
+            "![confusion_matrix](confusion_matrix.png)\n[attention (HTML)](attention.html)\n\n## Lineage\n")
+    out = artifact_markdown(text, [str(figure), str(page)], "run123")
+    assert "![confusion_matrix](data:image/png;base64," in out
+    assert "- note: ![confusion_matrix](confusion_matrix.png)" in out  # outside the figures section: untouched
+    assert "attention (HTML): artifact `card/attention.html` of MLflow run `run123`" in out

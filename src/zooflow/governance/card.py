@@ -1,5 +1,12 @@
 """Model cards: one per registered version, markdown and HTML, with the figures beside them.
 
+The markdown card links its figures by relative path (right for a downloaded copy of the card
+folder). The HTML card carries its figures inside itself, because reviewers open it where
+relative links resolve to nothing: the MLflow UI shows an HTML artifact from a blob URL in a
+sandboxed iframe, and Prefect shows the card as an artifact of its own. PNG figures become
+``data:image/png;base64`` images; an HTML figure (the sentiment task's attention page) becomes a
+``srcdoc`` iframe with an empty ``sandbox`` (no scripts, no same-origin access).
+
 A reviewer reads the card before a model goes live, so it holds everything the decision rests
 on: data version and validation, metrics against the champion and a trivial baseline on the
 same data, the config, the lineage, the decision with its reasons, and the known limitations.
@@ -7,6 +14,7 @@ same data, the config, the lineage, the decision with its reasons, and the known
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import html
 import json
@@ -16,6 +24,7 @@ from urllib.parse import quote
 
 import markdown as md
 from markdown.treeprocessors import Treeprocessor
+from xml.etree import ElementTree as etree
 
 from zooflow.tasks.base import RunContext
 
@@ -57,17 +66,77 @@ class _SafeLinks(Treeprocessor):
         return None
 
 
-def render_html(text: str) -> str:
+class _EmbedFigures(Treeprocessor):
+    """Swaps the card's own figure links for the figures themselves. It runs after _SafeLinks, so
+    the data URIs it writes are the only ones in the page: it matches the exact relative targets
+    the card wrote for files the card itself read, never a URL taken from the text."""
+
+    def __init__(self, converter, images: dict[str, str], pages: dict[str, str]):
+        super().__init__(converter)
+        self.images, self.pages = images, pages  # relative target -> data URI / HTML text
+
+    def run(self, root):
+        for parent in list(root.iter()):
+            for position, element in reversed(list(enumerate(parent))):
+                if element.tag == "img" and element.get("src") in self.images:
+                    element.set("src", self.images[element.get("src")])
+                elif element.tag == "a" and element.get("href") in self.pages:
+                    # The link would point at nothing in the MLflow view: show the page inline.
+                    parent.insert(position + 1, _sandboxed_frame(self.pages.pop(element.get("href"))))
+                    del element.attrib["href"]
+        return None
+
+
+def _sandboxed_frame(page: str) -> etree.Element:
+    """An iframe showing ``page`` with every sandbox restriction on (no scripts, forms, popups or
+    same-origin access); the serializer escapes the attribute, so the page cannot leave it."""
+    # The serializer leaves "&lt;" alone as an entity, and the browser would decode it into a
+    # real "<" inside the frame: every "&" is doubled first so the frame sees the page's own text.
+    frame = etree.Element("iframe", {"sandbox": "", "srcdoc": page.replace("&", "&amp;"), "title": "figure",
+                                     "style": "width:100%;height:24rem;border:1px solid #ccc"})
+    frame.tail = "\n"
+    return frame
+
+
+def png_data_uri(path: Path) -> str | None:
+    """A PNG file as a ``data:image/png;base64`` URI, or None when the file is not a PNG."""
+    data = path.read_bytes()
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):  # the name alone proves nothing
+        return None
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def embedded_figures(figures: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """For each figure that exists: its relative target in the markdown card, mapped to a data URI
+    (PNG) or to its HTML text (an HTML figure). Missing files keep their relative link."""
+    images, pages = {}, {}
+    for figure in map(Path, figures):
+        if not figure.is_file():
+            continue
+        if figure.suffix == ".html":
+            pages[quote(figure.name)] = figure.read_text(encoding="utf-8", errors="replace")
+        elif (uri := png_data_uri(figure)) is not None:
+            images[quote(figure.name)] = uri
+    return images, pages
+
+
+def render_html(text: str, images: dict[str, str] | None = None, pages: dict[str, str] | None = None) -> str:
     """The card's markdown as HTML in which nothing from the text becomes markup of its own.
 
     python-markdown passes raw HTML through by design; here its block and inline HTML handlers
     are removed, so ``<script>`` or ``<img onerror=...>`` anywhere in the text (a class name, a
     description, a metric name) is escaped and shows as text, and unsafe link targets go.
+    ``images`` / ``pages`` (from :func:`embedded_figures`) put the card's own figures inline,
+    after that clean-up.
     """
     converter = md.Markdown(extensions=["tables", "fenced_code"])
     converter.preprocessors.deregister("html_block")
     converter.inlinePatterns.deregister("html")
     converter.treeprocessors.register(_SafeLinks(converter), "safe_links", 5)  # after "inline" (20) made the links
+    if images or pages:
+        # priority 4: after safe_links (a lower priority runs later)
+        converter.treeprocessors.register(_EmbedFigures(converter, dict(images or {}), dict(pages or {})),
+                                          "embed_figures", 4)
     return converter.convert(text)
 
 
@@ -214,5 +283,32 @@ def build_card(ctx: RunContext, *, data: dict, validation: dict, trained: dict, 
     text = "\n".join(lines)
     (folder / "model_card.md").write_text(text)
     title = html.escape(f"{registered['name']} v{registered['version']}")
-    (folder / "model_card.html").write_text(HTML_PAGE.format(title=title, body=render_html(text)))
+    images, pages = embedded_figures(evaluation["figures"])
+    (folder / "model_card.html").write_text(HTML_PAGE.format(title=title, body=render_html(text, images, pages)))
     return folder / "model_card.md"
+
+
+def artifact_markdown(text: str, figures: list[str], run_id: str) -> str:
+    """The markdown card for Prefect's UI, which shows an artifact on its own (relative links
+    lead nowhere there): PNG figures become data URIs, which both Prefect 3.9 UIs keep in an
+    image source (the v2 UI allows exactly ``data:image/`` there); an HTML figure, which Prefect
+    would sanitise away, is named with the MLflow run that holds it.
+
+    Only the lines of the "Figures" section that the card itself wrote are replaced, so nothing
+    in a user string can become a data URI.
+    """
+    images, pages = embedded_figures(figures)
+    replacements = {}
+    for figure in map(Path, figures):
+        target = quote(figure.name)
+        if target in images:
+            replacements[_figure(str(figure))] = _figure(str(figure)).replace(f"]({target})", f"]({images[target]})")
+        elif target in pages:
+            replacements[_figure(str(figure))] = (f"{_cell(figure.stem)} (HTML): artifact {_code('card/' + figure.name)} "
+                                                  f"of MLflow run {_code(run_id)}")
+    lines, in_figures = [], False
+    for line in text.split("\n"):
+        if line.startswith("## "):
+            in_figures = line == "## Figures"
+        lines.append(replacements.get(line, line) if in_figures else line)
+    return "\n".join(lines)
