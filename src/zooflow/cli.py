@@ -261,6 +261,34 @@ def explain(spec: str = typer.Argument(..., help="NAME@ALIAS or NAME/VERSION of 
 
 
 @app.command()
+def serve(spec: str = typer.Argument(..., help="NAME@ALIAS or NAME/VERSION, e.g. classification-vgg16-transfer@champion"),
+          port: int = typer.Option(5001, "--port", help="port to listen on"),
+          host: str = typer.Option("127.0.0.1", "--host", help="address to listen on")) -> None:
+    """Serve a registered model over REST (MLflow's scoring server) until Ctrl-C."""
+    from zooflow import interrupts, settings
+    from zooflow.registry import serving, versions
+
+    ref = versions.resolve_spec(spec)  # a bad NAME@ALIAS is one line, before any server starts
+    # The resolved version, not the alias: a promotion while serving must not change the model.
+    uri = f"models:/{ref.name}/{ref.version}"
+    module = serving.task_module(uri)
+    server = serving.start(uri, host, port, settings.tracking_uri())
+    try:
+        serving.wait_until_ready(server, f"http://{host}:{port}/ping")
+        url = f"http://{host}:{port}/invocations"
+        console.print(f"Serving {ref.name} v{ref.version} ({uri}) at {url}", markup=False, highlight=False, soft_wrap=True)
+        console.print(f"Try: {serving.curl_line(module, url)}", markup=False, highlight=False, soft_wrap=True)
+        console.print("Ctrl-C stops the server.", markup=False, highlight=False)
+        server.wait()
+        if server.returncode:
+            raise SystemExit(server.returncode)
+    except (KeyboardInterrupt, interrupts.Interrupted):
+        console.print("zooflow: stopping the model server", markup=False, highlight=False)
+    finally:
+        serving.stop(server)
+
+
+@app.command()
 def ui(port: int = 5000) -> None:
     """Open the MLflow UI on this project's store (127.0.0.1)."""
     import subprocess

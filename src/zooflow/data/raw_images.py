@@ -3,7 +3,10 @@ or uint8 arrays (in process)."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import io
+import re
 from typing import Any
 
 import numpy as np
@@ -13,6 +16,9 @@ from PIL import Image
 from zooflow.data import images
 
 COLUMN = "image"  # the DataFrame column a served image model reads
+# Bytes made only of base64 characters: no image format starts like that (JPEG, PNG, GIF, WebP,
+# BMP and TIFF open with binary magic), so such bytes are base64 text, not an image file.
+_BASE64_BYTES = re.compile(rb"[A-Za-z0-9+/_-]+={0,2}")
 
 
 def image_items(raw) -> list:
@@ -27,7 +33,14 @@ def image_items(raw) -> list:
 def decode_image(item: Any, mode: str = "RGB") -> Image.Image:
     """A raw image - encoded bytes (JPEG/PNG/...), or an HxWxC / HxW uint8 array - in ``mode``.
     Bytes are decoded by ``images.decode``, the same rules as training data (EXIF rotation,
-    16-bit, CMYK, alpha on white; bombs and unknown formats refused as ``ImageRejected``)."""
+    16-bit, CMYK, alpha on white; bombs and unknown formats refused as ``ImageRejected``).
+    A string is base64 of encoded bytes: JSON cannot carry bytes, so REST clients send that."""
+    if isinstance(item, str):
+        item = from_base64(item)
+    elif isinstance(item, (bytes, bytearray)) and _BASE64_BYTES.fullmatch(item):
+        # MLflow's server hands an ``instances``/``inputs`` string to a binary column as its
+        # ASCII bytes, still base64 (only ``dataframe_*`` bodies are decoded for us).
+        item = from_base64(bytes(item).decode("ascii"))
     if isinstance(item, (bytes, bytearray, memoryview)):
         if mode not in ("RGB", "L"):
             return images.open_rgb(bytes(item)).convert(mode)
@@ -36,6 +49,14 @@ def decode_image(item: Any, mode: str = "RGB") -> Image.Image:
     if array.dtype != np.uint8 or array.ndim not in (2, 3):
         raise ValueError(f"an image array must be HxWxC or HxW uint8, got shape {array.shape} dtype {array.dtype}")
     return Image.fromarray(array).convert(mode)
+
+
+def from_base64(text: str) -> bytes:
+    """The bytes of a base64 string (standard or URL-safe alphabet); ValueError if it is not one."""
+    try:
+        return base64.b64decode(text.strip().replace("-", "+").replace("_", "/"), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"an image string must be base64 of the image file's bytes, got {text[:40]!r}") from None
 
 
 def encode_png(pixels: np.ndarray) -> bytes:

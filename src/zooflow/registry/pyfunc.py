@@ -15,6 +15,7 @@ from safetensors.torch import load_file, save_file
 
 import zooflow
 from zooflow.config import RunConfig
+from zooflow.registry import serving
 from zooflow.tasks import get_task
 from zooflow.tasks.base import RunContext
 
@@ -68,9 +69,17 @@ class TorchTaskModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context):
         self.model, self.ctx = rebuild(Path(context.artifacts["weights"]), Path(context.artifacts["run_context"]))
         self.task = get_task(self.ctx.cfg.module)
+        self.expected = serving.expected_for(self.ctx.cfg.module)
 
     def predict(self, context, model_input, params=None):
-        return self.task.predict(self.model, self.ctx, model_input)
+        """The task's answer for any body shape the scoring server parses (see ``serving``).
+        Input the task refuses (not base64, not an image, a bad count) is the client's error:
+        it becomes an HTTP 400 naming the expected shape, not a 500 with a traceback."""
+        table = serving.as_table(model_input, self.expected)
+        try:
+            return self.task.predict(self.model, self.ctx, table)
+        except ValueError as error:  # zooflow's InputRejected is a ValueError too
+            raise serving.bad_request(self.expected, str(error)) from None
 
 
 def log_model(weights: Path, context_file: Path, data_root: Path, run_id: str) -> str:
@@ -86,7 +95,7 @@ def log_model(weights: Path, context_file: Path, data_root: Path, run_id: str) -
         # A generator's input is integer seeds and counts, which are never missing: MLflow's
         # hint about integer columns and missing values does not apply.
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
-        signature = mlflow.models.infer_signature(example, output)
+        signature = serving.lenient_signature(mlflow.models.infer_signature(example, output))
     with mlflow.start_run(run_id=run_id):
         info = mlflow.pyfunc.log_model(
             # A code file, not an instance: loading then runs that file and unpickles nothing.

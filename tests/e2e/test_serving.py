@@ -1,0 +1,159 @@
+"""``zooflow serve`` as a user runs it, answering the README's own ``curl`` lines.
+
+One smoke model per kind of task is trained once; then, one at a time, each is served by the
+real CLI in a subprocess and asked (1) the README's line for its task, parsed out of README.md
+so the documentation cannot rot, (2) the other body shapes people send (``inputs``,
+``dataframe_records``), and (3) a malformed body, which must get a 400 that names the expected
+shape and carries no traceback.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import socket
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+from PIL import Image
+
+from tests import processes
+from tests.conftest import make_project, using_project
+
+REPO = Path(__file__).resolve().parents[2]
+DIGIT = "src/zooflow/data/samples/digit7.png"  # as the README names it (from the repo root)
+MODELS = {"classification": ("classification", "vgg16-transfer"), "sentiment": ("sentiment", "transformer"),
+          "generation": ("generation", "dcgan"), "anomaly": ("anomaly", "efficientgan")}
+
+
+def readme_curl_lines() -> dict[str, str]:
+    """The README's serving ``curl`` line per task kind (the ``# kind ...`` comment above it)."""
+    text = (REPO / "README.md").read_text()
+    section = text.split("## Serving a model", 1)[1].split("\n## ", 1)[0]
+    found, kind = {}, None
+    for line in section.splitlines():
+        if match := re.match(r"# (\w+) ", line):
+            kind = match.group(1)
+        elif line.startswith("curl ") and kind:
+            found[kind] = line
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def post(url: str, body) -> tuple[int, str]:
+    """POST a JSON body; (status, response text), for errors too."""
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+@pytest.fixture(scope="module")
+def served_project(tmp_path_factory, prefect_server):
+    """A project with a champion of each task kind (smoke profiles, lenient policy)."""
+    from flows.pipeline import train_task
+
+    root = make_project(tmp_path_factory.mktemp("serving") / "project", policy={"threshold": 0.0},
+                        datasets=("classification", "sentiment-en", "mnist"))
+    generation = root / "configs" / "generation.yaml"
+    raw = yaml.safe_load(generation.read_text())
+    raw["policy"]["threshold"] = 1.0e6  # FID is lower-better: any smoke generator passes
+    generation.write_text(yaml.safe_dump(raw, sort_keys=False))
+    with using_project(root):
+        for task, model in MODELS.values():
+            assert train_task(task, model, "smoke")["alias"] == "champion"
+    return root
+
+
+@pytest.fixture()
+def serve(served_project):
+    """Start ``zooflow serve NAME@champion`` on a free port; yields its /invocations URL."""
+    started = []
+
+    def start(kind: str) -> str:
+        task, model = MODELS[kind]
+        port = free_port()
+        log = served_project / f"serve-{kind}.log"
+        process = processes.start(served_project, "serve", f"{task}-{model}@champion", "--port", str(port), log=log)
+        started.append(process)
+        processes.wait_for(log, "Try: curl", process, timeout=180)  # printed once /ping answers
+        return f"http://127.0.0.1:{port}/invocations"
+
+    yield start
+    for process in started:
+        process.terminate()  # SIGTERM: zooflow stops its server's process group, then exits
+        process.wait(timeout=30)
+
+
+def run_readme_line(kind: str, url: str, cwd: Path) -> str:
+    """Run the README's curl line for ``kind`` against ``url``; its stdout."""
+    line = readme_curl_lines()[kind].replace("http://127.0.0.1:5001/invocations", url)
+    line = line.replace(DIGIT, str(REPO / DIGIT))
+    done = subprocess.run(["bash", "-c", line], cwd=cwd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def assert_clean_400(url: str, body, names: str) -> None:
+    """A malformed body: HTTP 400, the message names the expected shape, no traceback."""
+    status, text = post(url, body)
+    assert status == 400, text
+    message = json.loads(text)["message"]
+    assert "Expected a JSON body" in message and names in message
+    assert "Traceback" not in text and 'File "' not in text and "stack_trace" not in text
+
+
+def test_readme_has_a_curl_line_per_task_kind():
+    assert set(readme_curl_lines()) == set(MODELS)
+
+
+@pytest.mark.parametrize("kind", ["classification", "anomaly"])
+def test_image_models_answer_the_readme_and_every_body_shape(served_project, serve, kind):
+    url = serve(kind)
+    columns = {"classification": {"label", "probability"}, "anomaly": {"score", "is_anomaly", "threshold"}}[kind]
+    answer = json.loads(run_readme_line(kind, url, served_project))["predictions"]
+    assert len(answer) == 1 and columns <= set(answer[0])
+    image = (served_project / "data/classification/val/face/face_000.jpg" if kind == "classification"
+             else REPO / DIGIT).read_bytes()
+    encoded = base64.b64encode(image).decode()
+    for body in ({"inputs": [encoded, encoded]}, {"inputs": {"image": [encoded]}},
+                 {"dataframe_records": [{"image": encoded}]}):
+        status, text = post(url, body)
+        assert status == 200 and columns <= set(json.loads(text)["predictions"][0]), (body.keys(), text)
+    assert_clean_400(url, {"instances": ["not base64 at all!"]}, '"image"')
+    assert_clean_400(url, {"instances": [5]}, '"image"')
+    assert_clean_400(url, {"dataframe_split": {"columns": ["img"], "data": [[encoded]]}}, "'image'")
+
+
+def test_sentiment_model_answers_the_readme_and_every_body_shape(served_project, serve):
+    url = serve("sentiment")
+    answer = json.loads(run_readme_line("sentiment", url, served_project))["predictions"]
+    assert len(answer) == 2 and {"label", "probability"} <= set(answer[0])
+    for body in ({"inputs": ["a fine film"]}, {"dataframe_split": {"columns": ["text"], "data": [["a fine film"]]}}):
+        status, text = post(url, body)
+        assert status == 200 and "label" in json.loads(text)["predictions"][0], text
+    assert_clean_400(url, {"instances": [{"review": "no text column"}]}, "'text'")
+
+
+def test_generator_answers_the_readme_with_png_bytes(served_project, serve):
+    url = serve("generation")
+    run_readme_line("generation", url, served_project)
+    assert Image.open(served_project / "generated.png").format == "PNG"
+    status, text = post(url, {"inputs": {"seed": [3], "count": [2]}})
+    assert status == 200, text
+    images = [row["image"] for row in json.loads(text)["predictions"]]
+    assert len(images) == 2 and all(Image.open(io.BytesIO(base64.b64decode(i))).format == "PNG" for i in images)
+    assert_clean_400(url, {"instances": [{"seed": 1}]}, "'count'")
