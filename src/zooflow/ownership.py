@@ -15,27 +15,20 @@ import json
 import os
 import shutil
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from zooflow import locks
+from zooflow.watchdog import start_time
 
 HOST_TAG, PID_TAG, STARTED_TAG = "zooflow.host", "zooflow.pid", "zooflow.pid_started"
 OWNER_FILE = "owner.json"
 
 
-def _started(pid: int) -> str:
-    """The process's start time in clock ticks since boot (field 22 of /proc/<pid>/stat), or ''."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return ""
-    return stat.rsplit(")", 1)[1].split()[19]  # fields after "(comm)" start at field 3
-
-
 def identity() -> dict[str, str]:
     """This process, as tags for its MLflow run."""
-    return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid()), STARTED_TAG: _started(os.getpid())}
+    return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid()), STARTED_TAG: start_time(os.getpid())}
 
 
 def is_gone(tags: dict[str, str]) -> bool:
@@ -43,7 +36,7 @@ def is_gone(tags: dict[str, str]) -> bool:
     (False elsewhere: another machine's run is left to that machine)."""
     if tags.get(HOST_TAG) != socket.gethostname() or not tags.get(PID_TAG):
         return False
-    started = _started(int(tags[PID_TAG]))
+    started = start_time(int(tags[PID_TAG]))
     return started == "" or started != tags.get(STARTED_TAG, started)
 
 
@@ -67,9 +60,9 @@ class CheckpointClaim:
 _CLAIMS: dict[str, CheckpointClaim] = {}
 
 
-def claim_checkpoints(key_folder: Path, run_id: str, finished_runs: "set[str] | callable") -> CheckpointClaim:
+def claim_checkpoints(key_folder: Path, run_id: str, is_finished: Callable[[str], bool]) -> CheckpointClaim:
     """The checkpoint folder for ``run_id``: the key folder when no live run holds it (resuming
-    whatever a dead or failed run left there, unless that run ``finished``), else a private
+    whatever a dead or failed run left there, unless ``is_finished(that run)``), else a private
     folder of this run's own, trained from scratch."""
     key_folder = Path(key_folder)
     # The lock lives apart from the checkpoints, and is never deleted: removing a lock file
@@ -79,8 +72,7 @@ def claim_checkpoints(key_folder: Path, run_id: str, finished_runs: "set[str] | 
         claim = CheckpointClaim(key_folder.with_name(f"{key_folder.name}.run-{run_id}"), None, False, "")
     else:
         owner = _read_owner(key_folder)
-        is_finished = finished_runs(owner) if callable(finished_runs) else owner in finished_runs
-        if owner and is_finished:
+        if owner and is_finished(owner):
             shutil.rmtree(key_folder, ignore_errors=True)  # a finished run's leftovers are not a resume point
             owner = ""
         claim = CheckpointClaim(key_folder, lock, True, owner)

@@ -121,7 +121,7 @@ def train(run: dict, data_tag: str) -> dict:
         log.info("epoch %d/%d %s", epoch, ctx.cfg.epochs, " ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
 
     claim = ownership.claim_checkpoints(checkpoint_dir(run, data_tag), run["run_id"],
-                                        finished_runs=lambda owner: tracking.run_status(owner) == "FINISHED")
+                                        is_finished=lambda owner: tracking.run_status(owner) == "FINISHED")
     tracker.set_tags({"checkpoint_folder": "shared" if claim.shared_key else "private",
                       **({"resumed_from_run": claim.previous_owner} if claim.previous_owner else {})})
     if not claim.shared_key:

@@ -25,6 +25,21 @@ POLL_SECONDS = 0.5
 GRACE_SECONDS = 5.0
 
 
+def _stat_fields(pid: int | str) -> list[str]:
+    """The fields of /proc/<pid>/stat after "(comm)" (which may itself hold spaces or ")"),
+    so field 3 of the man page is index 0; raises OSError when the process is gone."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def start_time(pid: int) -> str:
+    """The process's start time in clock ticks since boot (stat field 22), or '' when it is gone.
+    With the pid it names one process for good: a pid is recycled, a (pid, start) pair is not."""
+    try:
+        return _stat_fields(pid)[19]
+    except OSError:
+        return ""
+
+
 def _table() -> dict[int, tuple[int, str]]:
     """pid -> (parent pid, start time) for every process visible in /proc."""
     table = {}
@@ -32,7 +47,7 @@ def _table() -> dict[int, tuple[int, str]]:
         if not entry.name.isdigit():
             continue
         try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            fields = _stat_fields(entry.name)
         except OSError:
             continue
         table[int(entry.name)] = (int(fields[1]), fields[19])
@@ -54,10 +69,7 @@ def descendants(root: int, table: dict[int, tuple[int, str]] | None = None) -> d
 
 
 def _still(pid: int, started: str) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19] == started
-    except OSError:
-        return False
+    return start_time(pid) == started
 
 
 def _terminate(noted: dict[int, str]) -> None:

@@ -10,7 +10,7 @@ HOLD = """
 import sys, time
 from pathlib import Path
 from zooflow import ownership
-ownership.claim_checkpoints(Path(sys.argv[1]), "run-a", finished_runs=set())
+ownership.claim_checkpoints(Path(sys.argv[1]), "run-a", is_finished=lambda run: False)
 print("claimed", flush=True)
 time.sleep(60)
 """
@@ -22,7 +22,7 @@ def test_a_live_runs_folder_is_never_shared_and_its_leftovers_are_resumed_after_
     try:
         assert holder.stdout.readline().strip() == "claimed"
         (key / "last.pt").write_bytes(b"run-a's epoch 3")
-        other = ownership.claim_checkpoints(key, "run-b", finished_runs=set())
+        other = ownership.claim_checkpoints(key, "run-b", is_finished=lambda run: False)
         assert not other.shared_key and other.folder != key and other.previous_owner == ""
         assert not (other.folder / "last.pt").exists()  # trains from scratch, alone
         other.release(keep=True)
@@ -31,7 +31,7 @@ def test_a_live_runs_folder_is_never_shared_and_its_leftovers_are_resumed_after_
         holder.kill()
         holder.wait()
     # run-a died without finishing: the next claim takes over its checkpoint.
-    resumed = ownership.claim_checkpoints(key, "run-c", finished_runs=set())
+    resumed = ownership.claim_checkpoints(key, "run-c", is_finished=lambda run: False)
     assert resumed.shared_key and resumed.previous_owner == "run-a"
     assert (key / "last.pt").read_bytes() == b"run-a's epoch 3"
     ownership.release_checkpoints("run-c", keep=True)
@@ -40,10 +40,10 @@ def test_a_live_runs_folder_is_never_shared_and_its_leftovers_are_resumed_after_
 
 def test_a_finished_runs_leftover_checkpoint_is_not_a_resume_point(tmp_path):
     key = tmp_path / ".zooflow" / "checkpoints" / "model-key"
-    first = ownership.claim_checkpoints(key, "run-a", finished_runs=set())
+    first = ownership.claim_checkpoints(key, "run-a", is_finished=lambda run: False)
     (key / "last.pt").write_bytes(b"final epoch of run-a")
     first.lock.release()  # as if run-a finished but could not delete its folder
-    second = ownership.claim_checkpoints(key, "run-b", finished_runs={"run-a"})
+    second = ownership.claim_checkpoints(key, "run-b", is_finished=lambda run: run == "run-a")
     assert second.shared_key and second.previous_owner == "" and not (key / "last.pt").exists()
     ownership.release_checkpoints("run-b", keep=False)
     assert not key.exists()

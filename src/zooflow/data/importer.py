@@ -97,13 +97,8 @@ def import_imagefolder(source: Path, target: Path) -> Imported:
                                  f"in {split}/<class>/")
         found[split] = {safety.check_name(name, str(source / split / name), "class name") for name in listing.folders}
         for label in sorted(found[split]):
-            images = safety.list_folder(source / split / label, source)
-            skipped += images.skipped
-            if images.folders:
-                raise ImportRejected(f"{source / split / label / images.folders[0]}: a folder inside the class "
-                                     f"folder {split}/{label}/, where only image files belong")
-            for name in images.files:
-                safety.copy_file(source / split / label / name, target, target / split / label / name)
+            # Content (decoding, size) is validation's to judge, so every file is copied here.
+            skipped += safety.copy_label_folder(source, split, label, target, "class", "image files")
     safety.require_every_split(found, source)
     if CLASSES_FILE in top.files:
         classes = read_classes(source)

@@ -223,6 +223,23 @@ def fresh_target(target: Path) -> Path:
     return target
 
 
+def copy_label_folder(source: Path, split: str, label: str, target: Path, kind: str, holds: str,
+                      refuse=lambda name: None) -> tuple[str, ...]:
+    """Copy the files of ``source/<split>/<label>/`` to the same place under ``target``. A
+    sub-folder is an error naming it (``kind`` folders hold only ``holds``), and so is a file for
+    which ``refuse(name)`` gives a reason. Returns the litter skipped."""
+    folder = source / split / label
+    listing = list_folder(folder, source)
+    if listing.folders:
+        raise ImportRejected(f"{folder / listing.folders[0]}: a folder inside the {kind} folder {split}/{label}/, "
+                             f"where only {holds} belong")
+    for name in listing.files:
+        if reason := refuse(name):
+            raise ImportRejected(f"{folder / name}: {reason}")
+        copy_file(folder / name, target, target / split / label / name)
+    return listing.skipped
+
+
 def require_every_split(labels_by_split: dict[str, set[str]], where: Path) -> None:
     """Every label must appear in every split: a label in one split only is either a typo or a
     class the model would be trained on and never tested on (or the reverse)."""

@@ -202,6 +202,12 @@ def _is_aclimdb_extra(name: str) -> bool:
         (name.startswith("urls_") and name.endswith(".txt"))
 
 
+def _not_a_text_file(name: str) -> str | None:
+    if not name.endswith(".txt"):
+        return "not a .txt file; the IMDb layout holds one UTF-8 text per .txt file"
+    return None
+
+
 def import_folder(source: Path, target: Path) -> Imported:
     """Copy an IMDb-layout corpus (e.g. ``aclImdb/``) into ``target``: the ``*.txt`` files of
     ``train|test/<label>/``. aclImdb's unlabelled ``unsup/`` and its bag-of-words, vocabulary and
@@ -237,16 +243,8 @@ def import_folder(source: Path, target: Path) -> Imported:
             notes.append(f"left out {split}/{UNLABELLED}/ (unlabelled reviews)")
         found[split] = {safety.check_name(name, str(source / split / name)) for name in labels}
         for label in sorted(found[split]):
-            texts = safety.list_folder(source / split / label, source)
-            skipped += texts.skipped
-            if texts.folders:
-                raise TextDataError(f"{source / split / label / texts.folders[0]}: a folder inside the label "
-                                    f"folder {split}/{label}/, where only .txt files belong")
-            for name in texts.files:
-                if not name.endswith(".txt"):
-                    raise TextDataError(f"{source / split / label / name}: not a .txt file; the IMDb layout "
-                                        "holds one UTF-8 text per .txt file")
-                safety.copy_file(source / split / label / name, target, target / split / label / name)
+            skipped += safety.copy_label_folder(source, split, label, target, "label", ".txt files",
+                                                refuse=_not_a_text_file)
     safety.require_every_split(found, source)
     if "classes.txt" in top.files:
         classes = read_classes(source)
