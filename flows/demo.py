@@ -12,9 +12,10 @@ from zooflow.config import all_runs
 
 
 @flow(name="demo-all-tasks", log_prints=True)
-def demo_all(profile: str = "demo") -> list[dict]:
-    """Run ``train_task`` for every (task, model) that has ``profile``; the summary rows."""
-    return [train_task(task, model, profile) for task, model in all_runs(profile)]
+def demo_all(profile: str = "demo", seed: int | None = None) -> list[dict]:
+    """Run ``train_task`` for every (task, model) that has ``profile`` (``seed`` replaces each
+    config's seed); the summary rows."""
+    return [train_task(task, model, profile, seed) for task, model in all_runs(profile)]
 
 
 if __name__ == "__main__":

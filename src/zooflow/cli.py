@@ -85,23 +85,25 @@ def _summary(rows: list[dict]) -> None:
 @app.command()
 def run(task: str = typer.Argument(..., help="task name, e.g. classification"),
         model: str = typer.Option(..., "--model", "-m", help="model name, e.g. vgg16-transfer"),
-        profile: str = typer.Option("demo", "--profile", "-p", help="smoke | demo | book")) -> None:
+        profile: str = typer.Option("demo", "--profile", "-p", help="smoke | demo | book"),
+        seed: int | None = typer.Option(None, "--seed", help="replace the config's random seed")) -> None:
     """Run one task model through the governed pipeline."""
     from zooflow import watchdog
     from zooflow.config import resolve
 
-    resolve(task, model, profile)  # a typo fails here, before a Prefect server starts
+    resolve(task, model, profile, overrides=None if seed is None else {"seed": seed})  # a typo fails here, before a Prefect server starts
     watchdog.start()  # a kill -9 must not leave Prefect's temporary server behind
-    _summary([_flows().pipeline.train_task(task, model, profile)])
+    _summary([_flows().pipeline.train_task(task, model, profile, seed)])
 
 
 @app.command()
-def demo(profile: str = typer.Option("demo", "--profile", "-p")) -> None:
+def demo(profile: str = typer.Option("demo", "--profile", "-p"),
+         seed: int | None = typer.Option(None, "--seed", help="replace every config's random seed")) -> None:
     """Run every task model's demo profile and print the summary table."""
     from zooflow import watchdog
 
     watchdog.start()
-    _summary(_flows().demo.demo_all(profile))
+    _summary(_flows().demo.demo_all(profile, seed))
 
 
 @data_app.command("demo")

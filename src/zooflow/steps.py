@@ -20,10 +20,16 @@ from zooflow.validation.runner import ValidationFailed, validate
 log = logging.getLogger("zooflow")
 
 
+def run_config(run: dict) -> config.RunConfig:
+    """The run's resolved config: its task file's model and profile, plus the run's overrides
+    (``--seed``)."""
+    return config.resolve(run["task"], run["model"], run["profile"], overrides=run.get("overrides"))
+
+
 def _context(run: dict) -> tuple[object, RunContext]:
     """Config + data facts from the data on disk (validate and train; later steps read the
     context train saved, so facts like a vocabulary are computed once per run)."""
-    cfg = config.resolve(run["task"], run["model"], run["profile"])
+    cfg = run_config(run)
     task = get_task(cfg.module)
     root = settings.data_root()
     return task, RunContext(cfg=cfg, info=task.data_info(cfg, root), data_root=root)
@@ -69,12 +75,12 @@ def start_run(task: str, model: str, profile: str) -> dict:
                         **{f"lr_{group}": lr for group, lr in cfg.lr.items()}})
     tracker.log_json(cfg.model_dump(mode="json"), "config/resolved_config.json")
     log.info("run %s: %s [%s]", run.info.run_id, cfg.registered_name, profile)
-    return {"run_id": run.info.run_id, "task": task, "model": model, "profile": profile}
+    return {"run_id": run.info.run_id, "task": task, "model": model, "profile": profile, "overrides": overrides}
 
 
 def prepare_data(run: dict) -> dict:
     """Pull the data when missing, refuse data that differs from data.dvc; log its version."""
-    cfg = config.resolve(run["task"], run["model"], run["profile"])
+    cfg = run_config(run)
     data = store.ensure(settings.project_root(), cfg.data.folder)
     tracking.RunTracker(run["run_id"]).set_tags({"data_version": data.tag, "data_md5": data.data_md5,
                                                  "task_data_md5": data.task_md5, "data_files": data.files})
@@ -101,7 +107,7 @@ def checkpoint_dir(run: dict, data_tag: str) -> Path:
     """Checkpoints are keyed by what the training depends on, so a rerun of the same
     (model, profile, config, data) resumes, and anything else starts afresh. Only the run
     holding the key's lock uses the folder (``ownership.claim_checkpoints``)."""
-    cfg = config.resolve(run["task"], run["model"], run["profile"])
+    cfg = run_config(run)
     key = f"{cfg.registered_name}-{cfg.profile}-{cfg.digest()}-{data_tag.replace(':', '-')}"
     return settings.checkpoint_root() / key
 
@@ -216,7 +222,7 @@ def promote(run: dict, registered: dict, evaluation: dict) -> dict:
     Read-decide-write under the model's registry lock: when another run changed the champion
     since this run's evaluation, the new champion is re-scored on this run's data first, so the
     better of two racing runs ends champion and the promotion log tells one consistent story."""
-    cfg = config.resolve(run["task"], run["model"], run["profile"])
+    cfg = run_config(run)
     primary = evaluation["primary_metric"]
     with versions.registry_lock(registered["name"]):
         ref = versions.get(registered["name"], registered["version"])
