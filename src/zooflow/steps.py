@@ -56,9 +56,11 @@ def _workdir(run: dict) -> Path:
     return folder
 
 
-def start_run(task: str, model: str, profile: str) -> dict:
-    """Resolve the config and open the MLflow run every later step logs to."""
-    cfg = config.resolve(task, model, profile)
+def start_run(task: str, model: str, profile: str, seed: int | None = None) -> dict:
+    """Resolve the config and open the MLflow run every later step logs to; ``seed`` replaces
+    the config's seed (the demo figures are reported over several)."""
+    overrides = {} if seed is None else {"seed": seed}
+    cfg = config.resolve(task, model, profile, overrides=overrides)
     tracking.require_writable()
     experiment = tracking.experiment_id(f"zooflow-{cfg.task}")
     git = tracking.git_state(settings.project_root())
