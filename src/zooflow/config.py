@@ -78,6 +78,10 @@ class RunConfig(Strict):
     num_workers: int = 0
     max_batches: int | None = Field(None, description="cap on batches per epoch (smoke runs)")
     max_eval_samples: int | None = Field(None, description="score an even spread of this many samples (smoke runs)")
+    max_train_samples: int | None = Field(None, description="train on an even spread of at most this many samples "
+                                                            "(demo and smoke runs on full-size data)")
+    max_select_samples: int | None = Field(None, description="adversarial training: pick the kept checkpoint on "
+                                                             "an even spread of at most this many validation samples")
     tokenizer: str = "book"
     max_length: int = 256
     min_freq: int = 10
@@ -91,6 +95,9 @@ class RunConfig(Strict):
     feature_weight: float = Field(0.1, description="anomaly score = (1-w) pixel residual + w feature residual")
     select_every: int = Field(1, ge=1, description="adversarial training: score on validation every N epochs "
                                                    "and keep the best")
+    ema_decay: float | None = Field(None, gt=0, lt=1, description="adversarial training: score and keep an "
+                                                                  "exponential moving average of the weights "
+                                                                  "(decay per step)")
     discriminator_batchnorm: bool = Field(False, description="GANs: batch norm in D (the DCGAN paper's; the "
                                                             "book's D has none)")
     data: DataChecks

@@ -13,6 +13,7 @@ import torch
 from torchmetrics.classification import (MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score,
                                          MulticlassPrecision, MulticlassRecall)
 
+from zooflow import progress
 from zooflow.evaluation.keys import metric_key_map
 
 
@@ -22,11 +23,13 @@ def predict_loader(model: torch.nn.Module, loader, device: torch.device | None =
     device = device or next(model.parameters()).device
     model.eval()
     probabilities, targets = [], []
-    for inputs, labels in loader:
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            logits = model(inputs.to(device))
-        probabilities.append(logits.float().softmax(1).cpu())
-        targets.append(labels)
+    with progress.phase("scoring the held-out split", len(loader.dataset), "samples") as shown:
+        for inputs, labels in loader:
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                logits = model(inputs.to(device))
+            probabilities.append(logits.float().softmax(1).cpu())
+            targets.append(labels)
+            shown.advance(len(labels))
     return torch.cat(probabilities), torch.cat(targets)
 
 

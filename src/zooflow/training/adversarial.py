@@ -42,15 +42,22 @@ def train_adversarial(model: nn.Module, steps: AdversarialSteps, images: torch.T
                       batch_size: int, checkpoint_dir: Path, select: Callable[[nn.Module], dict[str, float]],
                       select_metric: str, goal: str, select_every: int = 1, on_epoch: EpochCallback | None = None,
                       max_batches: int | None = None, stop_after_epoch: int | None = None,
-                      show_progress: bool = True) -> TrainResult:
+                      show_progress: bool = True, average_decay: float | None = None) -> TrainResult:
     """Train on ``images`` (N, C, H, W, already preprocessed) for ``epochs``; keep the weights
     that score best on ``select_metric`` (``goal`` "min" or "max") and load them into ``model``
-    at the end. Metrics reach ``on_epoch`` as ``train_<loss>`` means and ``val_<metric>``."""
+    at the end. Metrics reach ``on_epoch`` as ``train_<loss>`` means and ``val_<metric>``.
+
+    ``average_decay``: also keep an exponential moving average of the weights (and batch-norm
+    statistics), updated after every step; then the average, not the raw weights, is what is
+    scored and kept. GAN weights oscillate from step to step; their average is a steadier model
+    (the EfficientGAN paper scores its averaged weights, decay 0.999)."""
     if goal not in ("min", "max"):
         raise ValueError(f"goal must be 'min' or 'max', got {goal!r}")
     device = pick_device()
     model.to(device)
     optimizers = steps.optimizers(model)
+    averaged = _averaged(model, average_decay) if average_decay else None
+    scored = averaged.module if averaged is not None else model
     # drop_last: a batch of one breaks batch norm, and equal batches keep the D/G balance steady.
     loader = DataLoader(TensorDataset(images), batch_size=batch_size, shuffle=True, drop_last=len(images) > batch_size)
     result = TrainResult(device=device, epochs=epochs)
@@ -61,6 +68,8 @@ def train_adversarial(model: nn.Module, steps: AdversarialSteps, images: torch.T
         model.load_state_dict(saved["model"])
         for name, optimizer in optimizers.items():
             optimizer.load_state_dict(saved["optimizers"][name])
+        if averaged is not None:
+            averaged.load_state_dict(saved["averaged"])
         restore_rng_state(saved["rng"])
         result.history, best = list(saved["history"]), saved["best"]
         result.resumed_from_epoch = saved["epoch"]
@@ -78,21 +87,24 @@ def train_adversarial(model: nn.Module, steps: AdversarialSteps, images: torch.T
                 interrupts.check(f"epoch {epoch}/{epochs}, batch {index + 1}/{batches}")  # a Ctrl-C stops here
                 for key, value in steps.step(model, real.to(device, non_blocking=True), optimizers).items():
                     sums[key] = sums.get(key, 0.0) + value
+                if averaged is not None:
+                    averaged.update_parameters(model)
                 progress.advance(task_id)
             progress.remove_task(task_id)
             metrics = {f"train_{key}": value / max(batches, 1) for key, value in sums.items()}
             if epoch % select_every == 0 or epoch == epochs:
-                model.eval()
-                scores = select(model)
+                scored.eval()
+                scores = select(scored)
                 metrics |= {f"val_{key}": value for key, value in scores.items()}
                 value = scores[select_metric]
                 if best["value"] is None or better(value, best["value"]):
-                    best = {"state": _cpu_state(model), "value": value, "epoch": epoch}
+                    best = {"state": _cpu_state(scored), "value": value, "epoch": epoch}
             metrics["selected_epoch"] = float(best["epoch"] or 0)
             result.history.append({"epoch": epoch, **metrics})
             checkpoint.save(checkpoint_dir, {"model": model.state_dict(), "epoch": epoch, "rng": rng_state(),
                                              "optimizers": {n: o.state_dict() for n, o in optimizers.items()},
-                                             "history": result.history, "best": best})
+                                             "history": result.history, "best": best,
+                                             **({"averaged": averaged.state_dict()} if averaged is not None else {})})
             if on_epoch:
                 on_epoch(epoch, metrics)
             if stop_after_epoch is not None and epoch >= stop_after_epoch and epoch < epochs:
@@ -102,6 +114,13 @@ def train_adversarial(model: nn.Module, steps: AdversarialSteps, images: torch.T
         result.selected_epoch = best["epoch"]
     model.eval()
     return result
+
+
+def _averaged(model: nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel:
+    """An exponential moving average of ``model`` (parameters and buffers), updated per step."""
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 @contextmanager
