@@ -150,6 +150,7 @@ def train(run: dict, data_tag: str) -> dict:
 
 def evaluate(run: dict, trained: dict) -> dict:
     """Score the new model, a trivial baseline and the current champion on the same data."""
+    from zooflow.evaluation import baselines
     from zooflow.registry.pyfunc import rebuild
 
     task, weights, context_file, ctx = _saved(trained)
@@ -160,7 +161,7 @@ def evaluate(run: dict, trained: dict) -> dict:
     tracker = tracking.RunTracker(run["run_id"])
     tracker.log_metrics(scores, prefix="val.")
     _log_renamed_metric_keys(tracker, ctx.info.get("classes") or [])
-    tracker.log_metrics(baseline, prefix="baseline.")
+    tracker.log_metrics(baselines.flat(baseline), prefix="baseline.")  # one baseline or {name: metrics}
     figures = task.examples(model, ctx, predictions, Path(trained["workdir"]) / "card")
     champion = versions.by_alias(ctx.cfg.registered_name, versions.CHAMPION)
     champion_scores, champion_note = _score_champion(task, ctx, champion)

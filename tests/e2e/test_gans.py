@@ -28,7 +28,7 @@ def set_threshold(root, task, value):
 
 @pytest.fixture(scope="module")
 def gan_project(tmp_path_factory, prefect_server):
-    root = make_project(tmp_path_factory.mktemp("gans") / "project", datasets=("mnist",))
+    root = make_project(tmp_path_factory.mktemp("gans") / "project", datasets=("generation", "anomaly"))
     set_threshold(root, "generation", 1.0e6)   # any FID passes: smoke generators are barely trained
     set_threshold(root, "anomaly", 0.0)
     with using_project(root):
@@ -52,8 +52,9 @@ def test_gans_run_the_whole_chain(gan_project, task, model):
         if model == "sagan":
             assert {"attention_generator_1.png", "attention_generator_2.png"} <= artifacts
     else:
-        assert {"val_auroc", "val.auroc", "val.average_precision", "val.auroc_digit_1", "baseline.auroc"} <= set(metrics)
-        assert "mean normal training image" in card
+        assert {"val_auroc", "val.auroc", "val.average_precision", "val.auroc_class_1",
+                "baseline.mean_image.auroc", "baseline.pca.auroc"} <= set(metrics)
+        assert "mean normal training image" in card and "component PCA" in card
         assert {"score_histogram.png", "residual_maps.png"} <= artifacts
 
 
@@ -70,7 +71,7 @@ def test_anomaly_model_served_from_the_registry_scores_digit_images(gan_project)
     root, _ = gan_project
     mlflow.set_tracking_uri(settings.tracking_uri())
     served = mlflow.pyfunc.load_model("models:/anomaly-efficientgan@champion")
-    test = mnist.load_split(root / "data" / "mnist", "test")
+    test = mnist.load_split(root / "data" / "anomaly", "test")
     pngs = []
     for index in (0, 1):
         buffer = io.BytesIO()
@@ -84,7 +85,7 @@ def test_anomaly_model_served_from_the_registry_scores_digit_images(gan_project)
 
 def test_bad_idx_labels_stop_the_flow_before_training(gan_project):
     root, _ = gan_project
-    labels_file = root / "data" / "mnist" / mnist.RAW / "t10k-labels-idx1-ubyte"
+    labels_file = root / "data" / "anomaly" / mnist.RAW / "t10k-labels-idx1-ubyte"
     original = labels_file.read_bytes()
     try:
         broken = bytearray(original)

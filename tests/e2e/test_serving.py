@@ -67,7 +67,7 @@ def served_project(tmp_path_factory, prefect_server):
     from flows.pipeline import train_task
 
     root = make_project(tmp_path_factory.mktemp("serving") / "project", policy={"threshold": 0.0},
-                        datasets=("classification", "sentiment-en", "mnist"))
+                        datasets=("classification", "sentiment-en", "generation", "anomaly"))
     generation = root / "configs" / "generation.yaml"
     raw = yaml.safe_load(generation.read_text())
     raw["policy"]["threshold"] = 1.0e6  # FID is lower-better: any smoke generator passes

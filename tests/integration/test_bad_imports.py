@@ -597,6 +597,40 @@ def digits_missing_from_test(tmp):
     return source
 
 
+FASHION = ["T-shirt_top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+
+
+def named_idx_source(folder: Path, classes=FASHION) -> Path:
+    """``idx_source`` with a classes.txt beside the idx files (Fashion-MNIST's names), big enough
+    to pass validation (at least 20 per class in every split)."""
+    source = idx_source(folder, train=1500, test=300)
+    (source / "raw" / "classes.txt").write_text("".join(f"{name}\n" for name in classes))
+    return source
+
+
+@case("anomaly", REFUSED, "classes.txt", "declares 9 class names", "exactly 10 lines")
+def idx_classes_nine_lines(tmp):
+    return named_idx_source(tmp / "download", FASHION[:9])
+
+
+@case("anomaly", REFUSED, "classes.txt line 10", "'../x' is not allowed")
+def idx_classes_dot_dot(tmp):
+    return named_idx_source(tmp / "download", FASHION[:9] + ["../x"])
+
+
+@case("generation", REFUSED, "classes.txt", "symbolic link")
+def idx_classes_symlinked(tmp):
+    source = idx_source(tmp / "download")
+    (tmp / "names.txt").write_text("".join(f"{name}\n" for name in FASHION))
+    os.symlink(tmp / "names.txt", source / "raw" / "classes.txt")
+    return source
+
+
+@case("anomaly", ACCEPTED, "classes ['T-shirt_top', 'Trouser'")
+def idx_with_class_names(tmp):
+    return named_idx_source(tmp / "download")
+
+
 # -- the harness --------------------------------------------------------------------------------
 
 def tree(folder: Path, skip: Path | None = None) -> dict[str, str]:
@@ -629,7 +663,7 @@ def state(root: Path, *outside: Path) -> dict:
 def project(tmp_path_factory):
     """One project for the corpus, with data for every task the corpus imports into."""
     base = tmp_path_factory.mktemp("corpus")
-    root = make_project(base / "project", datasets=("classification", "sentiment-ja", "mnist"))
+    root = make_project(base / "project", datasets=("classification", "sentiment-ja", "generation", "anomaly"))
     with using_project(root):
         importer.import_dataset("sentiment", acl(base / "first-aclImdb"), root)
         yield root
@@ -664,6 +698,17 @@ def test_bad_import(name, project, tmp_path):
         assert code == 0, output
         assert "data version: " in output and after["pointer"] != before["pointer"]
         assert store.is_clean(project)
+
+
+def test_an_import_into_one_mnist_task_leaves_the_other_task_as_it_was(project, tmp_path):
+    """generation and anomaly have a folder each: importing anomaly's data replaces anomaly's only."""
+    before = tree(project / "data" / "generation")
+    code, output = run_cli("data", "import", "anomaly", named_idx_source(tmp_path / "download"))
+    assert code == 0, output
+    assert tree(project / "data" / "generation") == before
+    assert (project / "data" / "anomaly" / "classes.txt").read_text().splitlines() == FASHION
+    assert mnist.class_names(project / "data" / "generation") == [str(d) for d in range(10)]
+    assert store.is_clean(project)
 
 
 def test_an_interrupted_import_puts_everything_back(project, tmp_path, monkeypatch):

@@ -129,8 +129,8 @@ def test_anomaly_metrics_and_threshold():
     scores = torch.tensor([1.0, 2.0, 1.5, 2.5, 2.2, 9.0, 8.0, 7.0])
     result = scoring.metrics(scores, digits, [7, 8], threshold=5.0)
     assert result["auroc"] == pytest.approx(15 / 16)  # the 1 scored 2.2 ranks below one normal (2.5)
-    assert result["auroc_digit_3"] == 1.0 and result["auroc_digit_1"] == pytest.approx(7 / 8)
-    assert result["detected_digit_1"] == 0.5 and result["false_alarm_rate"] == 0.0
+    assert result["auroc_class_3"] == 1.0 and result["auroc_class_1"] == pytest.approx(7 / 8)
+    assert result["detected_class_1"] == 0.5 and result["false_alarm_rate"] == 0.0
     threshold = scoring.pick_threshold(scores, ~np.isin(digits, [7, 8]))
     assert 2.5 < threshold <= 7.0  # separates all normals from the 3s and the 9.0
 

@@ -71,6 +71,6 @@ def test_anomaly_per_label_metrics_use_sanitised_keys():
     digits = np.array(["0", "0", "0", "x/y", "x/y", "7", "7"])
     scores = torch.tensor([0.1, 0.2, 0.15, 0.9, 0.8, 0.7, 0.05])
     found = anomaly.metrics(scores, digits, ["0"], threshold=0.5)
-    assert {"auroc_digit_x_y", "detected_digit_x_y", "auroc_digit_7"} <= set(found)
+    assert {"auroc_class_x_y", "detected_class_x_y", "auroc_class_7"} <= set(found)
     for key in found:
         _validate_metric_name(key)

@@ -156,5 +156,7 @@ def build_mnist(folder: Path) -> dict[str, int]:
 
 
 # Each task adds its builder here; `zooflow data demo` builds them all into data/<folder>.
+# Generation and anomaly get the same digits in folders of their own, so importing one task's
+# data never replaces the other's (DVC stores the identical files once).
 BUILDERS = {"classification": build_classification, "sentiment-en": build_sentiment_english,
-            "sentiment-ja": build_sentiment_japanese, "mnist": build_mnist}
+            "sentiment-ja": build_sentiment_japanese, "generation": build_mnist, "anomaly": build_mnist}

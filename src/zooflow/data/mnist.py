@@ -5,6 +5,11 @@ Layout under a task's data folder::
 
     MNIST/raw/train-images-idx3-ubyte   MNIST/raw/train-labels-idx1-ubyte
     MNIST/raw/t10k-images-idx3-ubyte    MNIST/raw/t10k-labels-idx1-ubyte
+    classes.txt                         (optional) the name of label 0, 1, ... 9, one per line
+
+The idx format stores label ids only. Data in this format that is not digits (Fashion-MNIST:
+"T-shirt/top", "Sneaker", ...) names its classes in ``classes.txt``; without one the names are
+the ids "0".."9".
 
 Splits: ``test`` is the t10k pair; ``val`` is every ``VAL_EVERY``-th image of each digit in the
 training pair (a fixed rule, so the split is part of the data version, not of a seed);
@@ -35,6 +40,7 @@ FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
 SPLITS = ("train", "val", "test")
 VAL_EVERY = 5  # 1 in 5 of each digit's training images is validation data
 DIGITS = tuple(str(d) for d in range(10))
+CLASSES_FILE = "classes.txt"
 
 # idx type codes (the third byte of the magic number) -> numpy dtype, big-endian as stored.
 _IDX_TYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
@@ -190,17 +196,44 @@ def manifest(folder: Path, relative_to: Path) -> pd.DataFrame:
     return add_split_facts(pd.DataFrame(rows))
 
 
-def write_mnist(folder: Path, train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray]) -> None:
-    """Write (images, labels) pairs as the four MNIST idx files under ``folder/MNIST/raw``."""
+def read_class_names(folder: Path) -> list[str]:
+    """The ten class names ``folder/classes.txt`` declares, in label order (line 1 names label
+    0). Every name must be a safe name (``safety.check_name``: it becomes a metric key and card
+    text); anything but exactly ten distinct names is an error naming the file."""
+    from zooflow.data.imagefolder import read_classes  # the shared classes.txt rules
+
+    path = Path(folder) / CLASSES_FILE
+    if path.is_symlink():  # read_classes checks too, but only after is_file() has followed the link
+        raise safety.ImportRejected(f"{path}: is a symbolic link; classes.txt must be a plain file")
+    names = read_classes(folder)
+    if len(names) != len(DIGITS):
+        raise safety.ImportRejected(f"{path}: declares {len(names)} class names; the idx labels are 0-9, "
+                                    f"so it needs exactly {len(DIGITS)} lines (line 1 names label 0)")
+    return names
+
+
+def class_names(folder: Path) -> list[str]:
+    """The names of labels 0-9 in a task's data folder: its ``classes.txt``, or "0".."9"."""
+    return read_class_names(folder) if os.path.lexists(Path(folder) / CLASSES_FILE) else list(DIGITS)
+
+
+def write_mnist(folder: Path, train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray],
+                classes: list[str] | None = None) -> None:
+    """Write (images, labels) pairs as the four MNIST idx files under ``folder/MNIST/raw``, and
+    ``classes`` (when given) as ``folder/classes.txt``."""
     raw = Path(folder) / RAW
     for file_split, (images, labels) in (("train", train), ("test", test)):
         write_idx(raw / FILES[file_split][0], images)
         write_idx(raw / FILES[file_split][1], labels)
+    if classes is not None:
+        (Path(folder) / CLASSES_FILE).write_text("".join(f"{name}\n" for name in classes), encoding="utf-8")
 
 
-def _read_digit_folder(source: Path, split: str) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
-    """(images, labels, skipped litter, conversions) of ``source/split/<digit>/*``, by the import
-    rules: no links, digit folders 0-9 only, image files only, 28x28 after decoding."""
+def _read_digit_folder(source: Path, split: str, classes: list[str] | None = None,
+                       ) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+    """(images, labels, skipped litter, conversions) of ``source/split/<label>/*``, by the import
+    rules: no links, label folders 0-9 (or, with ``classes``, the class names) only, image files
+    only, 28x28 after decoding."""
     from zooflow.data import images as image_files
 
     split_dir = Path(source) / split
@@ -209,9 +242,13 @@ def _read_digit_folder(source: Path, split: str) -> tuple[np.ndarray, np.ndarray
     if listing.files:
         raise IdxFormatError(f"{split_dir / listing.files[0]}: a file directly in {split}/; digit images go in "
                              f"{split}/<digit>/")
+    label_of = {name: index for index, name in enumerate(DIGITS)}
+    if classes is not None:
+        label_of |= {name: index for index, name in enumerate(classes)}
     for digit in listing.folders:
-        if digit not in DIGITS:
-            raise IdxFormatError(f"{split_dir / digit}: digit folders must be named 0-9, not {digit!r}")
+        if digit not in label_of:
+            known = "0-9" + (f" or a class name of classes.txt ({', '.join(classes)})" if classes else "")
+            raise IdxFormatError(f"{split_dir / digit}: label folders must be named {known}, not {digit!r}")
         files = safety.list_folder(split_dir / digit, source)
         skipped += files.skipped
         if files.folders:
@@ -226,10 +263,23 @@ def _read_digit_folder(source: Path, split: str) -> tuple[np.ndarray, np.ndarray
             if decoded.steps:
                 converted.append((str(file.relative_to(source)), "; ".join(decoded.steps)))
             pixels.append(np.asarray(decoded.image, dtype=np.uint8))
-            labels.append(int(digit))
+            labels.append(label_of[digit])
     if not pixels:
         raise IdxFormatError(f"{split_dir}: no digit images (expected {split_dir}/<digit>/*.png)")
     return np.stack(pixels), np.asarray(labels, dtype=np.uint8), skipped, converted
+
+
+def _source_classes(source: Path, raw: Path | None) -> list[str] | None:
+    """The class names a source declares: ``classes.txt`` beside the idx files or at the top of
+    the source (one of the two, not both), checked like every importer's; None without one."""
+    places = dict.fromkeys(folder / CLASSES_FILE for folder in (raw, source) if folder is not None)
+    found = [path for path in places if os.path.lexists(path)]
+    if len(found) > 1:
+        raise safety.ImportRejected(f"{found[0]} and {found[1]}: two class lists; keep one")
+    if not found:
+        return None
+    safety.regular_file(safety.no_links_below(source, found[0]))
+    return read_class_names(found[0].parent)
 
 
 def _check_labels(labels: np.ndarray, file: Path) -> None:
@@ -250,12 +300,16 @@ def _find_raw(source: Path) -> Path | None:
 
 
 def import_digits(source: Path, target: Path) -> Imported:
-    """Bring MNIST into ``target``: either a folder holding the idx files (``MNIST/raw``, ``raw``
-    or the folder itself; ``.gz`` or not) or digit image folders (``train/<digit>/*.png`` and
-    ``test/<digit>/*.png``, 28x28 grey). Links are refused, labels must be 0-9, and a digit
-    present in one split only is an error. Returns the digits present."""
+    """Bring MNIST-format data into ``target``: either a folder holding the idx files
+    (``MNIST/raw``, ``raw`` or the folder itself; ``.gz`` or not) or image folders
+    (``train/<label>/*.png`` and ``test/<label>/*.png``, 28x28 grey). An optional
+    ``classes.txt`` (beside the idx files or at the top) names labels 0-9 and is kept as
+    ``target/classes.txt``; image folders may then be named by class name. Links are refused,
+    labels must be 0-9, and a class present in one split only is an error. Returns the class
+    names present."""
     source = Path(source)
     raw = _find_raw(source)
+    classes = _source_classes(source, raw)
     skipped: list[str] = []
     converted: list[tuple[str, str]] = []
     if raw is not None:
@@ -278,7 +332,7 @@ def import_digits(source: Path, target: Path) -> Imported:
                                      f"train/<digit>/ and test/<digit>/")
         pairs, found = {}, {}
         for split in FILES:
-            images, labels, litter, done = _read_digit_folder(source, split)
+            images, labels, litter, done = _read_digit_folder(source, split, classes)
             pairs[split] = (images, labels)
             skipped += litter
             converted += done
@@ -286,6 +340,8 @@ def import_digits(source: Path, target: Path) -> Imported:
     else:
         raise IdxFormatError(f"{source} holds neither the MNIST idx files (train-images-idx3-ubyte, ...) "
                              f"nor digit folders train/<digit>/ and test/<digit>/")
+    names = classes or list(DIGITS)
+    found = {split: {names[int(label)] for label in labels} for split, labels in found.items()}
     safety.require_every_split(found, source)
-    write_mnist(safety.fresh_target(target), pairs["train"], pairs["test"])
-    return Imported(tuple(sorted(found["train"])), tuple(skipped), tuple(converted))
+    write_mnist(safety.fresh_target(target), pairs["train"], pairs["test"], classes)
+    return Imported(tuple(name for name in names if name in found["train"]), tuple(skipped), tuple(converted))

@@ -1,10 +1,15 @@
 """Chapter 6: anomaly detection with AnoGAN and EfficientGAN.
 
-Data: MNIST idx files (``data/mnist/MNIST/raw``). The GANs learn the ``normal_labels`` digits
-(the book: 7 and 8) of the training split; every other digit is an anomaly. Validation split:
-picks the kept checkpoint (best AUROC) and the score threshold; test split (all its normals and
-all other digits): the reported figures. Models: ``anogan`` (a DCGAN; latent search at scoring
-time) and ``efficientgan`` (a BiGAN; z = E(x) in one pass). Primary metric: AUROC.
+Data: MNIST-format idx files (``data/anomaly/MNIST/raw``, class names in ``classes.txt`` when
+they are not digits). The GANs learn the ``normal_labels`` classes (the book: digits 7 and 8) of
+the training split; every other class is an anomaly. Validation split: picks the kept checkpoint
+(best AUROC) and the score threshold; test split (all its normals and all other classes): the
+reported figures. Models: ``anogan`` (a DCGAN; latent search at scoring time) and
+``efficientgan`` (a BiGAN; z = E(x) in one pass). Primary metric: AUROC.
+
+Baselines, on the very test samples the model is scored on, thresholds picked on validation the
+same way: the L1 distance to the mean normal image, and the reconstruction error of an 8-component
+PCA of the normal images (a GAN that does not beat PCA is not worth its cost).
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ from zooflow.evaluation import gan_figures
 from zooflow.models.efficientgan import EfficientGAN
 from zooflow.models.gan import ImageGAN
 from zooflow.tasks.base import EpochCallback, RunContext
-from zooflow.tasks.digits import DigitsData, normal_digits, require_from_scratch, to_model_space
+from zooflow.tasks.digits import (DigitsData, class_name, normal_digits, normal_names, require_from_scratch,
+                                  to_model_space)
 from zooflow.training.adversarial import train_adversarial
 from zooflow.training.gan_steps import BiGanSteps, ImageGanSteps
 
@@ -73,8 +79,13 @@ class AnomalyTask(DigitsData):
     name = "anomaly"
     primary_metric = "auroc"
     goal = "max"
-    baseline_description = ("L1 distance to the mean normal training image, its threshold picked on the "
-                            "validation split the same way")
+    # Named baselines (``baseline`` returns {name: metrics}); each threshold is picked on the
+    # validation split the way the model's is.
+    baseline_description = {
+        "mean_image": "L1 distance to the mean normal training image",
+        "pca": (f"reconstruction error (L2) from a {scoring.PCA_COMPONENTS}-component PCA fitted on the normal "
+                "training images"),
+    }
 
     def _parts(self, cfg: RunConfig):
         if cfg.architecture not in ARCHITECTURES:
@@ -122,34 +133,51 @@ class AnomalyTask(DigitsData):
         result = train_adversarial(model, self._parts(cfg)[2](cfg), images, epochs=cfg.epochs,
                                    batch_size=cfg.batch_size, checkpoint_dir=checkpoint_dir, select=select,
                                    select_metric="auroc", goal="max", select_every=cfg.select_every,
-                                   on_epoch=on_epoch, max_batches=cfg.max_batches, stop_after_epoch=stop_after_epoch)
+                                   on_epoch=on_epoch, max_batches=cfg.max_batches, stop_after_epoch=stop_after_epoch,
+                                   average_decay=cfg.ema_decay)
         if result.selected_epoch is not None:  # training finished: the threshold goes with the kept weights
             scores, _ = self._scores(model, val_images, ctx)
             model.threshold.fill_(scoring.pick_threshold(scores, is_anomaly))
         return result
 
     # -- evaluation -------------------------------------------------------------------------
+    def eval_picks(self, ctx: RunContext, count: int) -> np.ndarray:
+        """Indices of the test samples scored: all ``count``, or an even spread of
+        ``max_eval_samples`` of them (smoke runs). The model and the baselines use the same."""
+        limit = ctx.cfg.max_eval_samples
+        if limit and count > limit:
+            return np.linspace(0, count - 1, num=limit).round().astype(int)
+        return np.arange(count)
+
     def predict_split(self, model: nn.Module, ctx: RunContext) -> dict:
-        images, digits = self._labelled(ctx, "test")
-        if ctx.cfg.max_eval_samples and len(digits) > ctx.cfg.max_eval_samples:
-            picks = np.linspace(0, len(digits) - 1, num=ctx.cfg.max_eval_samples).round().astype(int)
-            images, digits = images[picks], digits[picks]
+        test = self.digits(ctx, "test")
+        picks = self.eval_picks(ctx, len(test))
+        images, digits = to_model_space(test.images[picks], ctx.cfg.input_size), test.labels[picks]
         scores, reconstructions = self._scores(model, images, ctx)
         return {"images": images, "digits": digits, "scores": scores, "reconstructions": reconstructions,
                 "threshold": float(model.threshold)}
 
     def score(self, predictions: dict, ctx: RunContext) -> dict[str, float]:
         return scoring.metrics(predictions["scores"], predictions["digits"], normal_digits(ctx.cfg),
-                               predictions["threshold"])
+                               predictions["threshold"], ctx.info["classes"])
 
-    def baseline(self, ctx: RunContext) -> dict[str, float]:
+    def baseline(self, ctx: RunContext) -> dict[str, dict[str, float]]:
+        """{baseline name: metrics} for the mean-image and PCA detectors, on 28x28 images: each
+        fitted on the normal training images, its threshold picked on the validation split,
+        scored on the test samples ``predict_split`` scores (the same ``eval_picks``)."""
         normal = normal_digits(ctx.cfg)
         train = to_model_space(self.digits(ctx, "train", only_normal=True).images, 28)
         val, test = self.digits(ctx, "val"), self.digits(ctx, "test")
-        threshold = scoring.pick_threshold(scoring.mean_image_scores(train, to_model_space(val.images, 28)),
-                                           ~np.isin(val.labels, normal))
-        scores = scoring.mean_image_scores(train, to_model_space(test.images, 28))
-        return scoring.metrics(scores, test.labels, normal, threshold)
+        picks = self.eval_picks(ctx, len(test))
+        val_images, test_images = to_model_space(val.images, 28), to_model_space(test.images[picks], 28)
+        detectors = {"mean_image": lambda images: scoring.mean_image_scores(train, images),
+                     "pca": scoring.pca_scorer(train)}
+        found = {}
+        for name, detect in detectors.items():
+            threshold = scoring.pick_threshold(detect(val_images), ~np.isin(val.labels, normal))
+            found[name] = scoring.metrics(detect(test_images), test.labels[picks], normal, threshold,
+                                          ctx.info["classes"])
+        return found
 
     def examples(self, model: nn.Module, ctx: RunContext, predictions: dict, folder: Path) -> list[Path]:
         folder.mkdir(parents=True, exist_ok=True)
@@ -157,10 +185,11 @@ class AnomalyTask(DigitsData):
         scores, digits = predictions["scores"].numpy(), predictions["digits"]
         is_normal = np.isin(digits, normal)
         figures = [gan_figures.score_histogram(
-            {f"normal ({', '.join(ctx.cfg.normal_labels)})": scores[is_normal], "anomalous (other digits)": scores[~is_normal]},
+            {f"normal ({', '.join(normal_names(ctx))})": scores[is_normal],
+             "anomalous (other classes)": scores[~is_normal]},
             predictions["threshold"], folder / "score_histogram.png",
             f"{ctx.cfg.registered_name}: test-split anomaly scores")]
-        # Two normals and one example of each anomalous digit, each the median-scored of its group.
+        # One example of each class (normal and anomalous), each the median-scored of its class.
         picks = []
         for digit in sorted(set(digits.tolist())):
             where = np.flatnonzero(digits == digit)
@@ -168,12 +197,13 @@ class AnomalyTask(DigitsData):
             picks.append(ordered[len(ordered) // 2])
         figures.append(gan_figures.residual_examples(
             predictions["images"][picks], predictions["reconstructions"][picks], scores[picks],
-            [f"{digits[i]}{' (normal)' if is_normal[i] else ''}" for i in picks], folder / "residual_maps.png"))
+            [f"{class_name(ctx, digits[i])}{' (normal)' if is_normal[i] else ''}" for i in picks],
+            folder / "residual_maps.png"))
         return figures
 
     # -- serving ----------------------------------------------------------------------------
     def predict(self, model: nn.Module, ctx: RunContext, raw) -> pd.DataFrame:
-        """Anomaly score and verdict per digit image: a DataFrame with an ``image`` column
+        """Anomaly score and verdict per 28x28 grey image: a DataFrame with an ``image`` column
         (encoded bytes), or a list of encoded bytes / uint8 arrays."""
         digits = np.stack([decode_digit(item) for item in image_items(raw)])
         scores, _ = self._scores(model, to_model_space(digits, ctx.cfg.input_size).to(model.threshold.device), ctx)
@@ -182,7 +212,7 @@ class AnomalyTask(DigitsData):
                              "threshold": threshold})
 
     def input_example(self, ctx: RunContext) -> pd.DataFrame:
-        """Two test digits (a normal one and an anomalous one) as PNG bytes."""
+        """Two test images (a normal one and an anomalous one) as PNG bytes."""
         test = self.digits(ctx, "test")
         normal = np.isin(test.labels, normal_digits(ctx.cfg))
         picks = (int(np.flatnonzero(normal)[0]), int(np.flatnonzero(~normal)[0]))

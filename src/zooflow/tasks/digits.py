@@ -1,6 +1,7 @@
 """What the chapter 5-6 tasks (generation and anomaly detection on MNIST) share: reading,
-importing and validating the MNIST idx files, and turning digits into the tensors a GAN
-trains on."""
+importing and validating the MNIST idx files, and turning their images into the tensors a GAN
+trains on. The data need not be digits: ``classes.txt`` beside the idx files names the ten
+labels (Fashion-MNIST), and every user-facing name comes from ``data_info()["classes"]``."""
 
 from __future__ import annotations
 
@@ -34,6 +35,16 @@ def normal_digits(cfg: RunConfig) -> list[int]:
     return [int(label) for label in cfg.normal_labels]
 
 
+def class_name(ctx: RunContext, label: int) -> str:
+    """The name of label id ``label`` (``data_info()["classes"]``; "0".."9" for MNIST itself)."""
+    return str(ctx.info["classes"][int(label)])
+
+
+def normal_names(ctx: RunContext) -> list[str]:
+    """The class names of the normal labels, e.g. ["7", "8"] or ["Sneaker", "Bag"]."""
+    return [class_name(ctx, label) for label in normal_digits(ctx.cfg)]
+
+
 def require_from_scratch(cfg: RunConfig) -> None:
     """The book trains its GANs from random initialisation; no pretrained source is defined."""
     if cfg.pretrained != "none":
@@ -45,15 +56,18 @@ class DigitsData:
     """The data half of the task contract for MNIST tasks."""
 
     def data_info(self, cfg: RunConfig, data_root: Path) -> dict[str, Any]:
-        return {"classes": list(mnist.DIGITS), "normal_labels": list(cfg.normal_labels),
-                "image_size": cfg.input_size}
+        """The names of labels 0-9 (``classes.txt``, else "0".."9"), the normal label ids and
+        the model's input size."""
+        return {"classes": mnist.class_names(Path(data_root) / cfg.data.folder),
+                "normal_labels": list(cfg.normal_labels), "image_size": cfg.input_size}
 
     def manifest(self, ctx: RunContext) -> pd.DataFrame:
         return mnist.manifest(ctx.folder, relative_to=ctx.data_root)
 
     def import_data(self, source: Path, target: Path) -> mnist.Imported:
-        """MNIST idx files (``MNIST/raw`` or ``raw``, gzipped or not) or digit image folders: an
-        ``Imported`` (digits, skipped litter, converted images)."""
+        """MNIST idx files (``MNIST/raw`` or ``raw``, gzipped or not; an optional ``classes.txt``
+        names the labels) or image folders: an ``Imported`` (class names, skipped litter,
+        converted images)."""
         return mnist.import_digits(source, target)
 
     def expectations(self, ctx: RunContext) -> list:

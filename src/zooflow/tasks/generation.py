@@ -1,7 +1,8 @@
 """Chapter 5: image generation with DCGAN and Self-Attention GAN.
 
-Data: MNIST idx files (``data/mnist/MNIST/raw``); generators learn the digits of
-``normal_labels`` (the book: 7 and 8) from the training split, upscaled to ``input_size``.
+Data: MNIST-format idx files (``data/generation/MNIST/raw``, class names in ``classes.txt`` when
+they are not digits); generators learn the classes of ``normal_labels`` (the book: digits 7 and
+8) from the training split, upscaled to ``input_size``.
 Models: ``dcgan`` (BCE loss) and ``sagan`` (spectral norm, self-attention, hinge loss).
 Primary metric: FID (lower is better) of 1,000 samples against the held-out test digits, on the
 features of a digit classifier trained on the same data version; also the share of samples
@@ -65,7 +66,7 @@ class GenerationTask(DigitsData):
         return train_adversarial(model, steps, images, epochs=cfg.epochs, batch_size=cfg.batch_size,
                                  checkpoint_dir=checkpoint_dir, select=select, select_metric="fid", goal="min",
                                  select_every=cfg.select_every, on_epoch=on_epoch, max_batches=cfg.max_batches,
-                                 stop_after_epoch=stop_after_epoch)
+                                 stop_after_epoch=stop_after_epoch, average_decay=cfg.ema_decay)
 
     # -- evaluation -------------------------------------------------------------------------
     def predict_split(self, model: nn.Module, ctx: RunContext) -> dict:
