@@ -122,7 +122,7 @@ def test_import_from_gzipped_idx_and_from_digit_folders(digits, tmp_path):
     imported = mnist.read_idx(tmp_path / "b" / mnist.RAW / "t10k-images-idx3-ubyte")
     assert imported.shape == (40, 28, 28)
     Image.new("L", (32, 32)).save(folders / "train" / str(test.labels[0]) / "big.png")
-    with pytest.raises(mnist.IdxFormatError, match=r"big.png: digit images must be 28x28, got 32x32"):
+    with pytest.raises(mnist.IdxFormatError, match=r"big.png: MNIST-format images must be 28x28, got 32x32"):
         TASK.import_data(folders, tmp_path / "c")
 
 
@@ -140,7 +140,7 @@ def test_gzip_errors_and_bad_labels_are_named(tmp_path):
     unnamed.write_bytes(gzip.compress(good.read_bytes()))
     with pytest.raises(mnist.IdxFormatError, match="it is gzipped: name it .gz"):
         mnist.read_idx(unnamed)
-    with pytest.raises(mnist.IdxFormatError, match="label 12 at index 3 is not a digit"):
+    with pytest.raises(mnist.IdxFormatError, match="label 12 at index 3 is not a label 0-9"):
         mnist._check_labels(np.array([1, 2, 3, 12, 4], dtype=np.uint8), good)
 
 

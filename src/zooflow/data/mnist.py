@@ -240,8 +240,8 @@ def _read_digit_folder(source: Path, split: str, classes: list[str] | None = Non
     listing = safety.list_folder(split_dir, source)
     skipped, converted, pixels, labels = list(listing.skipped), [], [], []
     if listing.files:
-        raise IdxFormatError(f"{split_dir / listing.files[0]}: a file directly in {split}/; digit images go in "
-                             f"{split}/<digit>/")
+        raise IdxFormatError(f"{split_dir / listing.files[0]}: a file directly in {split}/; images go in "
+                             f"{split}/<label>/")
     label_of = {name: index for index, name in enumerate(DIGITS)}
     if classes is not None:
         label_of |= {name: index for index, name in enumerate(classes)}
@@ -252,20 +252,20 @@ def _read_digit_folder(source: Path, split: str, classes: list[str] | None = Non
         files = safety.list_folder(split_dir / digit, source)
         skipped += files.skipped
         if files.folders:
-            raise IdxFormatError(f"{split_dir / digit / files.folders[0]}: a folder inside a digit folder, where "
+            raise IdxFormatError(f"{split_dir / digit / files.folders[0]}: a folder inside a label folder, where "
                                  "only images belong")
         for name in files.files:
             file = split_dir / digit / name
             decoded = image_files.decode(safety.read_bytes(file), "L", max_side=image_files.MAX_SIDE)
             if decoded.image.size != (28, 28):
-                raise IdxFormatError(f"{file}: digit images must be 28x28, got "
+                raise IdxFormatError(f"{file}: MNIST-format images must be 28x28, got "
                                      f"{decoded.image.size[0]}x{decoded.image.size[1]}")
             if decoded.steps:
                 converted.append((str(file.relative_to(source)), "; ".join(decoded.steps)))
             pixels.append(np.asarray(decoded.image, dtype=np.uint8))
             labels.append(label_of[digit])
     if not pixels:
-        raise IdxFormatError(f"{split_dir}: no digit images (expected {split_dir}/<digit>/*.png)")
+        raise IdxFormatError(f"{split_dir}: no images (expected {split_dir}/<label>/*.png)")
     return np.stack(pixels), np.asarray(labels, dtype=np.uint8), skipped, converted
 
 
@@ -283,10 +283,10 @@ def _source_classes(source: Path, raw: Path | None) -> list[str] | None:
 
 
 def _check_labels(labels: np.ndarray, file: Path) -> None:
-    """Labels must be digits: the first that is not is named by its index."""
+    """Labels must be 0-9 (the idx format's ten classes): the first that is not is named by its index."""
     bad = np.flatnonzero(labels > 9)
     if len(bad):
-        raise IdxFormatError(f"{file}: label {int(labels[bad[0]])} at index {int(bad[0])} is not a digit 0-9"
+        raise IdxFormatError(f"{file}: label {int(labels[bad[0]])} at index {int(bad[0])} is not a label 0-9"
                              + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""))
 
 
@@ -328,8 +328,8 @@ def import_digits(source: Path, target: Path) -> Imported:
         skipped += top.skipped
         for name in top.folders:
             if name not in FILES:
-                raise IdxFormatError(f"{source / name}: an unknown split folder; digit folders are "
-                                     f"train/<digit>/ and test/<digit>/")
+                raise IdxFormatError(f"{source / name}: an unknown split folder; label folders are "
+                                     f"train/<label>/ and test/<label>/")
         pairs, found = {}, {}
         for split in FILES:
             images, labels, litter, done = _read_digit_folder(source, split, classes)
@@ -339,7 +339,7 @@ def import_digits(source: Path, target: Path) -> Imported:
             found[split] = {str(d) for d in np.unique(labels)}
     else:
         raise IdxFormatError(f"{source} holds neither the MNIST idx files (train-images-idx3-ubyte, ...) "
-                             f"nor digit folders train/<digit>/ and test/<digit>/")
+                             f"nor image folders train/<label>/ and test/<label>/")
     names = classes or list(DIGITS)
     found = {split: {names[int(label)] for label in labels} for split, labels in found.items()}
     safety.require_every_split(found, source)

@@ -46,7 +46,7 @@ def _build_anogan(cfg: RunConfig) -> nn.Module:
 
 def _build_efficientgan(cfg: RunConfig) -> nn.Module:
     if cfg.input_size != 28:
-        raise ValueError(f"{cfg.registered_name}: EfficientGAN works on 28x28 digits; input_size must be 28, "
+        raise ValueError(f"{cfg.registered_name}: EfficientGAN works on 28x28 images; input_size must be 28, "
                          f"got {cfg.input_size}")
     return EfficientGAN(cfg.latent_dim, cfg.width)
 
