@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
+from zooflow import progress
 from zooflow.evaluation.keys import metric_key_map
 from zooflow.training.adversarial import frozen
 
@@ -39,16 +40,19 @@ def anogan_scores(model, images: torch.Tensor, *, steps: int, lr: float, feature
     device = next(G.parameters()).device
     draw = torch.Generator().manual_seed(seed)
     scores, reconstructions = [], []
-    with frozen(G, D):  # gradients for z only: none computed (or left behind) for the weights
+    with (frozen(G, D),  # gradients for z only: none computed (or left behind) for the weights
+          progress.phase(f"AnoGAN latent search ({len(images):,} images x {steps} steps)", len(images) * steps,
+                         "image-steps") as shown):
         for x in images.split(chunk):
             z = torch.randn(len(x), model.z_dim, generator=draw).to(device)
-            score, reconstruction = _search(G, D, x.to(device), z, steps, lr, feature_weight)
+            score, reconstruction = _search(G, D, x.to(device), z, steps, lr, feature_weight,
+                                            on_step=lambda: shown.advance(len(x)))
             scores.append(score.cpu())
             reconstructions.append(reconstruction.cpu())
     return torch.cat(scores), torch.cat(reconstructions)
 
 
-def _search(G, D, x, z, steps, lr, feature_weight):
+def _search(G, D, x, z, steps, lr, feature_weight, on_step=lambda: None):
     """Adam on z (one per image) for ``steps``; the images' scores and reconstructions at the end."""
     z = z.requires_grad_(True)
     optimizer = torch.optim.Adam([z], lr=lr)
@@ -62,6 +66,7 @@ def _search(G, D, x, z, steps, lr, feature_weight):
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        on_step()
     with torch.no_grad():
         reconstruction = G(z)
         _, features = D.features(reconstruction)

@@ -24,6 +24,7 @@ from torch import nn
 
 from zooflow.config import RunConfig
 from zooflow.data.raw_images import decode_image, encode_png, image_items
+from zooflow.data.subsets import capped, even_spread
 from zooflow.evaluation import anomaly as scoring
 from zooflow.evaluation import gan_figures
 from zooflow.models.efficientgan import EfficientGAN
@@ -122,8 +123,13 @@ class AnomalyTask(DigitsData):
     def fit(self, model: nn.Module, ctx: RunContext, checkpoint_dir: Path, on_epoch: EpochCallback,
             stop_after_epoch: int | None = None):
         cfg = ctx.cfg
-        images = self.dataset(ctx, "train", train=True).tensors[0]
+        # Capped profiles (demo, smoke) train and select on an even spread, so they take minutes
+        # on full-size data too (the demo digits are below every cap).
+        images = capped(self.dataset(ctx, "train", train=True).tensors[0], cfg.max_train_samples)
         val_images, val_digits = self._labelled(ctx, "val", SELECT_ANOMALIES_PER_DIGIT)
+        picks = even_spread(len(val_digits), cfg.max_select_samples)
+        if picks is not None:
+            val_images, val_digits = val_images[picks], val_digits[picks]
         is_anomaly = ~np.isin(val_digits, normal_digits(cfg))
 
         def select(detector: nn.Module) -> dict[str, float]:

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from zooflow.data.raw_images import encode_png
+from zooflow.data.subsets import capped
 from zooflow.evaluation import gan_figures
 from zooflow.evaluation import generation as judging
 from zooflow.models.gan import ImageGAN
@@ -54,9 +55,11 @@ class GenerationTask(DigitsData):
     def fit(self, model: nn.Module, ctx: RunContext, checkpoint_dir: Path, on_epoch: EpochCallback,
             stop_after_epoch: int | None = None):
         cfg = ctx.cfg
-        images = self.dataset(ctx, "train", train=True).tensors[0]
+        # Capped profiles (demo, smoke) train and select on an even spread, so they take minutes
+        # on full-size data too (the demo digits are below every cap).
+        images = capped(self.dataset(ctx, "train", train=True).tensors[0], cfg.max_train_samples)
         judge = self.judge(ctx)
-        val_real = judging.to_signed(self.digits(ctx, "val", only_normal=True).images)
+        val_real = capped(judging.to_signed(self.digits(ctx, "val", only_normal=True).images), cfg.max_select_samples)
 
         def select(gan: nn.Module) -> dict[str, float]:
             fake = judging.sample(gan.generator, gan.z_dim, SELECT_SAMPLES, SELECT_SEED)
