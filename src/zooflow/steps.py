@@ -149,7 +149,7 @@ def train(run: dict, data_tag: str) -> dict:
 
 
 def evaluate(run: dict, trained: dict) -> dict:
-    """Score the new model, a trivial baseline and the current champion on the same data."""
+    """Score the new model, the task's baselines and the current champion on the same data."""
     from zooflow.evaluation import baselines
     from zooflow.registry.pyfunc import rebuild
 
@@ -195,7 +195,7 @@ def _score_champion(task, ctx: RunContext, champion) -> tuple[dict | None, str]:
                       f"({champion_ctx.info.get('classes')}); not comparable")
     rescored = RunContext(cfg=champion_ctx.cfg, info=champion_ctx.info, data_root=ctx.data_root)
     return (evaluate_model(task, champion_model, rescored),
-            f"champion v{champion.version} re-scored on this run's validation data")
+            f"champion v{champion.version} re-scored on this run's held-out data")
 
 
 def register(run: dict, data: dict, validation: dict, trained: dict, evaluation: dict) -> dict:

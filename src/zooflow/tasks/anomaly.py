@@ -150,10 +150,8 @@ class AnomalyTask(DigitsData):
     def eval_picks(self, ctx: RunContext, count: int) -> np.ndarray:
         """Indices of the test samples scored: all ``count``, or an even spread of
         ``max_eval_samples`` of them (smoke runs). The model and the baselines use the same."""
-        limit = ctx.cfg.max_eval_samples
-        if limit and count > limit:
-            return np.linspace(0, count - 1, num=limit).round().astype(int)
-        return np.arange(count)
+        picks = even_spread(count, ctx.cfg.max_eval_samples)
+        return np.arange(count) if picks is None else picks
 
     def predict_split(self, model: nn.Module, ctx: RunContext) -> dict:
         test = self.digits(ctx, "test")

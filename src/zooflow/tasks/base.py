@@ -71,7 +71,9 @@ class Task(Protocol):
         """Metrics from ``predict_split``'s outputs; includes ``primary_metric``."""
 
     def baseline(self, ctx: RunContext) -> dict[str, float]:
-        """The same metrics for a trivial predictor on the same data."""
+        """The same metrics for a trivial predictor, on the very samples ``predict_split``
+        scores: one dict of metrics, or ``{name: metrics}`` for several named baselines (then
+        ``baseline_description`` is ``{name: sentence}``; see ``evaluation/baselines.py``)."""
 
     def examples(self, model: nn.Module, ctx: RunContext, predictions: Any, folder: Path) -> list[Path]:
         """Figures (PNG) or pages (HTML) for the model card, written into ``folder``."""

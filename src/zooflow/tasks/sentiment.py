@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Subset, TensorDataset
 from zooflow.config import RunConfig
 from zooflow.data import textfolder
 from zooflow.data.imagefolder import read_classes
+from zooflow.data.subsets import even_spread
 from zooflow.data.tokenize import build_vocab, encode, get_tokenizer
 from zooflow.evaluation import classification as metrics
 from zooflow.models import bert as bert_models
@@ -103,10 +104,9 @@ class SentimentTask:
 
     def _loader(self, ctx: RunContext, split: str, train: bool) -> DataLoader:
         dataset = self.dataset(ctx, split, train)
-        if not train and ctx.cfg.max_eval_samples and len(dataset) > ctx.cfg.max_eval_samples:
-            # smoke runs score an even spread of the split (both classes), not its first rows
-            picks = np.linspace(0, len(dataset) - 1, ctx.cfg.max_eval_samples).round().astype(int).tolist()
-            dataset = Subset(dataset, picks)
+        picks = None if train else even_spread(len(dataset), ctx.cfg.max_eval_samples)
+        if picks is not None:  # smoke runs score an even spread of the split (both classes), not its first rows
+            dataset = Subset(dataset, picks.tolist())
         return DataLoader(dataset, batch_size=ctx.cfg.batch_size, shuffle=train, num_workers=ctx.cfg.num_workers)
 
     # -- model ------------------------------------------------------------------------------
@@ -161,6 +161,9 @@ class SentimentTask:
 
         train_texts, train_labels = _split(str(ctx.folder), "train")
         test_texts, test_labels = _split(str(ctx.folder), EVAL_SPLIT)
+        picks = even_spread(len(test_labels), ctx.cfg.max_eval_samples)  # the very samples the model is scored on
+        if picks is not None:
+            test_texts, test_labels = [test_texts[i] for i in picks], [test_labels[i] for i in picks]
         vectorizer = TfidfVectorizer(tokenizer=get_tokenizer(ctx.cfg.tokenizer), lowercase=False, token_pattern=None,
                                      ngram_range=(1, 2), min_df=1, sublinear_tf=True)
         classifier = LogisticRegression(max_iter=2000, C=10.0)
