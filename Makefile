@@ -16,6 +16,7 @@ PY := $(VENV)/bin/python
 SITE := lib/python3.11/site-packages
 STAMP := $(VENV)/.deps-$(REQ_HASH)
 PYTEST_ARGS ?=
+SEED ?=
 
 export ZOOFLOW_OFFLINE ?= 1
 
@@ -44,9 +45,10 @@ $(STAMP): $(DEPS)/.complete pyproject.toml
 	  [ -e "$(VENV)/bin/$$name" ] || ln -s "$$tool" "$(VENV)/bin/"; done
 	touch $(STAMP)
 
+# SEED=<n> replaces every config's seed (the README's demo figures are min-max over seeds).
 demo: install
 	$(PY) -m zooflow data ensure-demo
-	$(PY) -m zooflow demo
+	$(PY) -m zooflow demo $(if $(SEED),--seed $(SEED))
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
