@@ -98,6 +98,8 @@ class RunConfig(Strict):
     ema_decay: float | None = Field(None, gt=0, lt=1, description="adversarial training: score and keep an "
                                                                   "exponential moving average of the weights "
                                                                   "(decay per step)")
+    lr_schedule: Literal["none", "cosine"] = Field("none", description="adversarial training: learning rate per "
+                                                                        "epoch (cosine: down to 0 at the last)")
     discriminator_batchnorm: bool = Field(False, description="GANs: batch norm in D (the DCGAN paper's; the "
                                                             "book's D has none)")
     data: DataChecks

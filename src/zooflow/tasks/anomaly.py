@@ -140,7 +140,7 @@ class AnomalyTask(DigitsData):
                                    batch_size=cfg.batch_size, checkpoint_dir=checkpoint_dir, select=select,
                                    select_metric="auroc", goal="max", select_every=cfg.select_every,
                                    on_epoch=on_epoch, max_batches=cfg.max_batches, stop_after_epoch=stop_after_epoch,
-                                   average_decay=cfg.ema_decay)
+                                   average_decay=cfg.ema_decay, lr_schedule=cfg.lr_schedule)
         if result.selected_epoch is not None:  # training finished: the threshold goes with the kept weights
             scores, _ = self._scores(model, val_images, ctx)
             model.threshold.fill_(scoring.pick_threshold(scores, is_anomaly))

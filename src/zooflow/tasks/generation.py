@@ -69,7 +69,8 @@ class GenerationTask(DigitsData):
         return train_adversarial(model, steps, images, epochs=cfg.epochs, batch_size=cfg.batch_size,
                                  checkpoint_dir=checkpoint_dir, select=select, select_metric="fid", goal="min",
                                  select_every=cfg.select_every, on_epoch=on_epoch, max_batches=cfg.max_batches,
-                                 stop_after_epoch=stop_after_epoch, average_decay=cfg.ema_decay)
+                                 stop_after_epoch=stop_after_epoch, average_decay=cfg.ema_decay,
+                                 lr_schedule=cfg.lr_schedule)
 
     # -- evaluation -------------------------------------------------------------------------
     def predict_split(self, model: nn.Module, ctx: RunContext) -> dict:

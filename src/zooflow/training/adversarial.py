@@ -42,7 +42,8 @@ def train_adversarial(model: nn.Module, steps: AdversarialSteps, images: torch.T
                       batch_size: int, checkpoint_dir: Path, select: Callable[[nn.Module], dict[str, float]],
                       select_metric: str, goal: str, select_every: int = 1, on_epoch: EpochCallback | None = None,
                       max_batches: int | None = None, stop_after_epoch: int | None = None,
-                      show_progress: bool = True, average_decay: float | None = None) -> TrainResult:
+                      show_progress: bool = True, average_decay: float | None = None,
+                      lr_schedule: str = "none") -> TrainResult:
     """Train on ``images`` (N, C, H, W, already preprocessed) for ``epochs``; keep the weights
     that score best on ``select_metric`` (``goal`` "min" or "max") and load them into ``model``
     at the end. Metrics reach ``on_epoch`` as ``train_<loss>`` means and ``val_<metric>``.
@@ -58,6 +59,7 @@ def train_adversarial(model: nn.Module, steps: AdversarialSteps, images: torch.T
     optimizers = steps.optimizers(model)
     averaged = _averaged(model, average_decay) if average_decay else None
     scored = averaged.module if averaged is not None else model
+    schedulers = {name: _scheduler(optimizer, lr_schedule, epochs) for name, optimizer in optimizers.items()}
     # drop_last: a batch of one breaks batch norm, and equal batches keep the D/G balance steady.
     loader = DataLoader(TensorDataset(images), batch_size=batch_size, shuffle=True, drop_last=len(images) > batch_size)
     result = TrainResult(device=device, epochs=epochs)
@@ -68,6 +70,8 @@ def train_adversarial(model: nn.Module, steps: AdversarialSteps, images: torch.T
         model.load_state_dict(saved["model"])
         for name, optimizer in optimizers.items():
             optimizer.load_state_dict(saved["optimizers"][name])
+            if name in saved.get("schedulers", {}):
+                schedulers[name].load_state_dict(saved["schedulers"][name])
         if averaged is not None:
             averaged.load_state_dict(saved["averaged"])
         restore_rng_state(saved["rng"])
@@ -91,6 +95,8 @@ def train_adversarial(model: nn.Module, steps: AdversarialSteps, images: torch.T
                     averaged.update_parameters(model)
                 progress.advance(task_id)
             progress.remove_task(task_id)
+            for scheduler in schedulers.values():
+                scheduler.step()
             metrics = {f"train_{key}": value / max(batches, 1) for key, value in sums.items()}
             if epoch % select_every == 0 or epoch == epochs:
                 scored.eval()
@@ -103,6 +109,7 @@ def train_adversarial(model: nn.Module, steps: AdversarialSteps, images: torch.T
             result.history.append({"epoch": epoch, **metrics})
             checkpoint.save(checkpoint_dir, {"model": model.state_dict(), "epoch": epoch, "rng": rng_state(),
                                              "optimizers": {n: o.state_dict() for n, o in optimizers.items()},
+                                             "schedulers": {n: o.state_dict() for n, o in schedulers.items()},
                                              "history": result.history, "best": best,
                                              **({"averaged": averaged.state_dict()} if averaged is not None else {})})
             if on_epoch:
@@ -114,6 +121,16 @@ def train_adversarial(model: nn.Module, steps: AdversarialSteps, images: torch.T
         result.selected_epoch = best["epoch"]
     model.eval()
     return result
+
+
+def _scheduler(optimizer: torch.optim.Optimizer, kind: str, epochs: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """The per-epoch learning-rate schedule: ``none`` (constant) or ``cosine`` (from the set
+    rate down to 0 at the last epoch: the networks settle instead of swinging to the end)."""
+    if kind == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1))
+    if kind == "none":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
+    raise ValueError(f"lr_schedule must be 'none' or 'cosine', got {kind!r}")
 
 
 def _averaged(model: nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel:
