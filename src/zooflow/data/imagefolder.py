@@ -16,7 +16,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from zooflow.data import images
 from zooflow.data.images import MAX_SIDE
-from zooflow.data.labelled import add_split_facts, labelled_files
+from zooflow.data.labelled import add_split_facts, inspect_files, labelled_files
 from zooflow.data.safety import ImportRejected, check_name
 
 SPLITS = ("train", "val")
@@ -95,9 +95,7 @@ def manifest(folder: Path, splits: tuple[str, ...] = SPLITS, relative_to: Path |
     had to do, e.g. "16-bit->8-bit"), class_count (images of that label in that split),
     in_other_split (the same bytes also appear in another split: a leak).
     """
-    base = Path(relative_to) if relative_to else Path(folder)
-    rows = [{"path": str(file.relative_to(base)), "split": split, "label": label, **_inspect(file)}
-            for split, label, file in labelled_files(folder, splits, f"{'/'.join(splits)}/<class>/<image>")]
+    rows = inspect_files(folder, splits, f"{'/'.join(splits)}/<class>/<image>", _inspect, relative_to)
     columns = ["path", "split", "label", "width", "height", "mode", "bytes", "sha256", "decodes", "error",
                "converted"]
     table = add_split_facts(pd.DataFrame(rows, columns=columns))

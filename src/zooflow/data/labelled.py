@@ -4,10 +4,12 @@ files, and the per-split facts its validation needs."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
+
+from zooflow import progress
 
 
 def labelled_files(folder: Path, splits: tuple[str, ...], layout: str) -> Iterator[tuple[str, str, Path]]:
@@ -49,3 +51,19 @@ def add_split_facts(table: pd.DataFrame) -> pd.DataFrame:
     table["in_other_split"] = False
     table.loc[hashed, "in_other_split"] = table[hashed].groupby("sha256")["split"].transform("nunique") > 1
     return table
+
+
+def inspect_files(folder: Path, splits: tuple[str, ...], layout: str, inspect: Callable[[Path], dict],
+                  relative_to: Path | None = None) -> list[dict]:
+    """One manifest row per file of ``labelled_files``: path (relative to ``relative_to``),
+    split, label and what ``inspect(file)`` finds, with progress lines (tens of thousands of
+    files take minutes to read and hash)."""
+    base = Path(relative_to) if relative_to else Path(folder)
+    files = list(labelled_files(folder, splits, layout))
+    rows = []
+    with progress.phase(f"manifest of {Path(folder).name}/", len(files), "files") as shown:
+        for split, label, file in files:
+            rows.append({"path": str(file.relative_to(base)), "split": split, "label": label, **inspect(file)})
+            shown.advance()
+    return rows
+

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from zooflow import progress
 from zooflow.data import safety
 from zooflow.data.labelled import add_split_facts
 from zooflow.data.safety import Imported
@@ -187,12 +188,14 @@ def manifest(folder: Path, relative_to: Path) -> pd.DataFrame:
         if file_split == "train":
             splits[val_mask(labels)] = "val"
         name = str(images_file.relative_to(relative_to))
-        for index in range(len(labels)):
-            image = images[index]
-            rows.append({"path": f"{name}#{index}", "split": splits[index], "label": str(labels[index]),
-                         "rows": image.shape[0], "cols": image.shape[1],
-                         "pixel_min": float(image.min()), "pixel_max": float(image.max()),
-                         "sha256": hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest(), "error": ""})
+        with progress.phase(f"manifest of {name}", len(labels), "images") as shown:
+            for index in range(len(labels)):
+                image = images[index]
+                rows.append({"path": f"{name}#{index}", "split": splits[index], "label": str(labels[index]),
+                             "rows": image.shape[0], "cols": image.shape[1],
+                             "pixel_min": float(image.min()), "pixel_max": float(image.max()),
+                             "sha256": hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest(), "error": ""})
+                shown.advance()
     return add_split_facts(pd.DataFrame(rows))
 
 

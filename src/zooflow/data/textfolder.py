@@ -18,7 +18,7 @@ import pandas as pd
 
 from zooflow.data.imagefolder import read_classes, write_classes
 from zooflow.data import safety
-from zooflow.data.labelled import add_split_facts, labelled_files
+from zooflow.data.labelled import add_split_facts, inspect_files, labelled_files
 from zooflow.data.safety import Imported
 from zooflow.errors import InputRejected
 
@@ -66,9 +66,7 @@ def _inspect(path: Path) -> dict:
 def manifest(folder: Path, relative_to: Path | None = None) -> pd.DataFrame:
     """One row per text file: path, split, label, bytes, utf8, error, chars, words,
     japanese_share, sha256, split_label, class_count, in_other_split."""
-    base = Path(relative_to) if relative_to else Path(folder)
-    rows = [{"path": str(file.relative_to(base)), "split": split, "label": label, **_inspect(file)}
-            for split, label, file in labelled_files(folder, SPLITS, f"{'/'.join(SPLITS)}/<label>/*.txt")]
+    rows = inspect_files(folder, SPLITS, f"{'/'.join(SPLITS)}/<label>/*.txt", _inspect, relative_to)
     columns = ["path", "split", "label", "bytes", "utf8", "error", "chars", "words", "japanese_share", "sha256"]
     table = add_split_facts(pd.DataFrame(rows, columns=columns))
     return table
