@@ -7,6 +7,10 @@ browser never renders it on the server's origin) and shows the text in an iframe
 URL: relative figure links resolve to nothing there. The wrapper page below does the same
 (fetch, then an iframe from the text) and writes each image's ``naturalWidth`` into its own DOM,
 which ``--dump-dom`` prints.
+
+The real UI is checked too: Chromium, driven over the DevTools protocol (``tests/browser.py``),
+opens the run's artifact view in the React app ``mlflow server`` serves, and the images are read
+inside the sandboxed iframe the viewer renders the card in.
 """
 
 import json
@@ -17,10 +21,12 @@ import sys
 import time
 import urllib.request
 
+import mlflow
 import pytest
 
 from flows.pipeline import train_task
 from tests import servers
+from tests.browser import Browser, CdpError
 from tests.conftest import make_project, using_project
 from tests.servers import free_port
 from zooflow import settings
@@ -97,6 +103,59 @@ def test_every_figure_of_the_html_card_loads_from_the_mlflow_artifact_url(served
     _chromium(tmp_path, f"--screenshot={screenshot}", "--window-size=1200,2600", page.as_uri())
     assert screenshot.stat().st_size > 10_000
     print(f"\nscreenshot of the card as rendered: {screenshot} ({time.time() - started:.1f} s in Chromium)")
+
+
+# run in an isolated world of the card's frame: the document's state and every image's
+IMAGES = """JSON.stringify({state: document.readyState, title: document.title,
+  images: Array.from(document.images).map(image => ({alt: image.alt, complete: image.complete,
+    width: image.naturalWidth, src: (image.getAttribute("src") || "").slice(0, 40)}))})"""
+
+
+def card_images(browser: Browser, match=lambda url: url.startswith("blob:")) -> dict:
+    """Wait until the frame the artifact viewer renders the card in (a sandboxed iframe on a
+    ``blob:`` URL in MLflow 3's UI) has loaded, with every image complete (loaded or broken);
+    returns its state, title and images (alt, complete, naturalWidth, start of src)."""
+    def probe():
+        try:
+            found = browser.find_frame(match)
+            if found is None:
+                return None
+            session, frame_id = found
+            # a fresh world each time: the viewer may replace the frame's document while it loads
+            context = browser.isolated_world(frame_id, session)
+            card = json.loads(browser.evaluate(IMAGES, context, session))
+        except CdpError:
+            return None  # the frame went away between two commands; look again
+        loaded = card["state"] == "complete" and card["images"] and all(i["complete"] for i in card["images"])
+        return card if loaded else None
+
+    return browser.wait_for(probe, "the HTML card, with all of its images complete, in the artifact viewer's iframe")
+
+
+def test_the_mlflow_ui_artifact_viewer_shows_every_figure_of_the_html_card(served_card, tmp_path):
+    """The real MLflow UI (the React app ``mlflow server`` serves), in headless Chromium driven
+    over CDP: the run's artifact view with the HTML card selected renders it in its iframe, and
+    every ``<img>`` in there has loaded (complete, naturalWidth > 0). Screenshot kept in tmp_path."""
+    url, run_id = served_card
+    experiment_id = mlflow.tracking.MlflowClient(url).get_run(run_id).info.experiment_id
+    # MLflow 3's route for a run's artifact: runPageWithTab, "artifacts/<path>" (hash router)
+    page = f"{url}/#/experiments/{experiment_id}/runs/{run_id}/artifacts/card/model_card.html"
+
+    started = time.time()
+    with Browser(tmp_path, width=1400, height=1600, timeout=60) as browser:
+        browser.navigate(page)
+        card = card_images(browser)
+        screenshot = browser.screenshot(tmp_path / "mlflow_ui_model_card.png")
+        shown = browser.visible_text()
+    images = card["images"]
+    context = f"{page}: {card['title']!r}, images {images}; the UI shows:\n{shown}"
+    # the classification card shows a confusion matrix and a grid of validation predictions
+    assert {image["alt"] for image in images} >= {"confusion_matrix", "validation_predictions"}, context
+    broken = [image for image in images if image["width"] <= 0]
+    assert not broken, f"broken figures (naturalWidth 0) in the card: {broken}; {context}"
+    assert "model_card.html" in shown, context  # the viewer shows the card's own artifact
+    assert screenshot.stat().st_size > 10_000
+    print(f"\nscreenshot of the MLflow UI showing the card: {screenshot} ({time.time() - started:.1f} s in Chromium)")
 
 
 def test_the_markdown_card_keeps_relative_figure_links(served_card):
