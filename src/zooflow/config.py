@@ -98,6 +98,11 @@ class RunConfig(Strict):
     ema_decay: float | None = Field(None, gt=0, lt=1, description="adversarial training: score and keep an "
                                                                   "exponential moving average of the weights "
                                                                   "(decay per step)")
+    select_anomalies_per_class: int = Field(20, ge=0, description="anomaly: the checkpoint-selection set is every "
+                                                                   "validation normal and this many of each "
+                                                                   "anomalous class (0: all)")
+    reconstruction_weight: float = Field(0.0, ge=0, description="EfficientGAN: weight of the mean |x - G(E(x))| "
+                                                                 "term in G and E's loss (0: the book's loss)")
     lr_schedule: Literal["none", "cosine"] = Field("none", description="adversarial training: learning rate per "
                                                                         "epoch (cosine: down to 0 at the last)")
     discriminator_batchnorm: bool = Field(False, description="GANs: batch norm in D (the DCGAN paper's; the "

@@ -73,3 +73,29 @@ def test_a_cosine_schedule_ends_near_zero_and_an_interrupted_run_resumes_to_the_
 def test_an_unknown_schedule_is_named(tmp_path):
     with pytest.raises(ValueError, match="lr_schedule must be 'none' or 'cosine', got 'poly'"):
         _train(tmp_path / "c", None, schedule="poly")
+
+
+def test_the_cycle_term_teaches_g_and_e_to_reconstruct_and_the_books_loss_has_none():
+    from zooflow.models.efficientgan import EfficientGAN
+    from zooflow.training.gan_steps import BiGanSteps
+
+    real = -torch.ones(16, 1, 28, 28)  # two kinds of image: a vertical bar or a horizontal one
+    real[:8, :, 4:24, 12:16] = 1
+    real[8:, :, 12:16, 4:24] = 1
+    lr = {"generator": 1e-3, "encoder": 1e-3, "discriminator": 1e-4}
+
+    def reconstruction_after_training(weight: float) -> tuple[float, float, dict]:
+        seed_everything(0)
+        model = EfficientGAN(z_dim=8, width=0.25)
+        steps = BiGanSteps(lr, (0.5, 0.999), reconstruction_weight=weight)
+        optimizers = steps.optimizers(model)
+        error = lambda: (real - model.generator(model.encoder(real))).abs().mean().item()  # noqa: E731
+        before = error()
+        for _ in range(40):
+            found = steps.step(model, real, optimizers)
+        return before, error(), found
+
+    before, book_error, book_found = reconstruction_after_training(0.0)
+    _, cycle_error, cycle_found = reconstruction_after_training(1.0)
+    assert "reconstruction" not in book_found and "reconstruction" in cycle_found
+    assert cycle_error < 0.75 * min(before, book_error), (before, book_error, cycle_error)

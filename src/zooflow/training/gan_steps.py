@@ -83,10 +83,15 @@ class ImageGanSteps:
 
 class BiGanSteps:
     """EfficientGAN: D learns to tell (x, E(x)) from (G(z), z); G learns to make D call
-    (G(z), z) real and E to make D call (x, E(x)) fake, which drives E towards G's inverse."""
+    (G(z), z) real and E to make D call (x, E(x)) fake, which drives E towards G's inverse.
 
-    def __init__(self, lr: dict[str, float], betas: tuple[float, float]):
-        self.lr, self.betas = lr, betas
+    ``reconstruction_weight`` > 0 adds ``w * mean |x - G(E(x))|`` to G and E's loss (the
+    cycle-consistency term of ALICE, Li et al. 2017; not in the book): the adversarial game
+    alone inverts G only loosely, so the reconstruction the anomaly score rests on swings from
+    epoch to epoch; with the term, E and G learn to reconstruct normal images and keep to it."""
+
+    def __init__(self, lr: dict[str, float], betas: tuple[float, float], reconstruction_weight: float = 0.0):
+        self.lr, self.betas, self.reconstruction_weight = lr, betas, reconstruction_weight
 
     def optimizers(self, model: nn.Module) -> dict[str, torch.optim.Optimizer]:
         return {"generator": _adam(model.generator, self.lr["generator"], self.betas),
@@ -111,9 +116,16 @@ class BiGanSteps:
     def generator_step(self, model, real, z, optimizers) -> dict[str, float]:
         G, E, D = model.generator, model.encoder, model.discriminator
         with frozen(D):
-            g_loss, e_loss = _bce(D(G(z), z), 1.0), _bce(D(real, E(real)), 0.0)
-            _update(g_loss + e_loss, optimizers["generator"], optimizers["encoder"])
-        return {"g_loss": g_loss.item(), "e_loss": e_loss.item()}
+            encoded = E(real)
+            g_loss, e_loss = _bce(D(G(z), z), 1.0), _bce(D(real, encoded), 0.0)
+            loss = g_loss + e_loss
+            found = {"g_loss": g_loss.item(), "e_loss": e_loss.item()}
+            if self.reconstruction_weight:
+                reconstruction = (real - G(encoded)).abs().mean()
+                loss = loss + self.reconstruction_weight * reconstruction
+                found["reconstruction"] = reconstruction.item()
+            _update(loss, optimizers["generator"], optimizers["encoder"])
+        return found
 
     def step(self, model, real, optimizers):
         z = torch.randn(len(real), model.z_dim, device=real.device)
