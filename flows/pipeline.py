@@ -41,12 +41,13 @@ def _artifact_key(name: str, version: str) -> str:
 # Runs are named after what they train ("classification-vgg16-transfer-smoke"), not Prefect's
 # random adjective-animal names, so a run list reads like the registry.
 @flow(name="train-task", flow_run_name="{task}-{model}-{profile}", log_prints=True)
-def train_task(task: str, model: str, profile: str = "demo", seed: int | None = None) -> dict:
-    """Run one task model through the whole governed chain (``seed`` replaces the config's);
-    returns the summary row."""
+def train_task(task: str, model: str, profile: str = "demo", seed: int | None = None,
+               overrides: dict | None = None) -> dict:
+    """Run one task model through the whole governed chain (``seed`` and ``overrides``, checked
+    by ``config.parse_overrides``, replace the task file's values); returns the summary row."""
     from zooflow.governance.card import artifact_markdown  # lazily, like steps: keeps imports cheap
 
-    run = start_run(task, model, profile, seed)
+    run = start_run(task, model, profile, seed, overrides)
     try:
         data = prepare_data(run)
         validation = validate_data(run)

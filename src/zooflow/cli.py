@@ -7,6 +7,7 @@ Heavy libraries (torch, MLflow, Prefect, GX, DVC) are imported inside the comman
 from __future__ import annotations
 
 import logging
+import shlex
 import sys
 from pathlib import Path
 
@@ -86,14 +87,18 @@ def _summary(rows: list[dict]) -> None:
 def run(task: str = typer.Argument(..., help="task name, e.g. classification"),
         model: str = typer.Option(..., "--model", "-m", help="model name, e.g. vgg16-transfer"),
         profile: str = typer.Option("demo", "--profile", "-p", help="smoke | demo | book"),
-        seed: int | None = typer.Option(None, "--seed", help="replace the config's random seed")) -> None:
+        seed: int | None = typer.Option(None, "--seed", help="replace the config's random seed"),
+        changes: list[str] = typer.Option([], "--set", help="KEY=VALUE: replace a config value for this run "
+                                                            "(repeatable: --set epochs=3 --set lr.head=1e-3)")) -> None:
     """Run one task model through the governed pipeline."""
     from zooflow import watchdog
-    from zooflow.config import resolve
+    from zooflow.config import parse_overrides, resolve
 
-    resolve(task, model, profile, overrides=None if seed is None else {"seed": seed})  # a typo fails here, before a Prefect server starts
+    overrides = parse_overrides(changes)
+    # a typo fails here, before a Prefect server starts
+    resolve(task, model, profile, overrides={**overrides, **({} if seed is None else {"seed": seed})})
     watchdog.start()  # a kill -9 must not leave Prefect's temporary server behind
-    _summary([_flows().pipeline.train_task(task, model, profile, seed)])
+    _summary([_flows().pipeline.train_task(task, model, profile, seed, overrides)])
 
 
 @app.command()
@@ -335,7 +340,7 @@ def main() -> None:
     except interrupts.Interrupted as stop:
         done = (f" during {stop.where}; the last epoch's checkpoint is kept. Resume with"
                 if stop.where else ". Rerun with")
-        console.print(f"zooflow: stopped by {stop.signal_name}{done}: zooflow {' '.join(args)}",
+        console.print(f"zooflow: stopped by {stop.signal_name}{done}: zooflow {shlex.join(args)}",
                       markup=False, highlight=False, soft_wrap=True)
         raise SystemExit(stop.exit_code) from None
     except (typer.Abort, KeyboardInterrupt):

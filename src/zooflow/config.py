@@ -221,7 +221,10 @@ def resolve(task: str, model: str, profile: str, path: Path | None = None,
         raise ConfigError(f"model '{model}' has no profile '{profile}'; profiles: {', '.join(spec.profiles)}")
     merged: dict[str, Any] = spec.defaults.model_dump(exclude_none=True)
     merged.update(spec.profiles[profile].model_dump(exclude_none=True))
-    merged.update(overrides or {})
+    for key, value in (overrides or {}).items():
+        # a dict override (``--set lr.head=1e-3``) changes those entries and keeps the others
+        both_dicts = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = {**merged[key], **value} if both_dicts else value
     if "input_size" in merged:
         merged.setdefault("resize", merged["input_size"])
     try:
@@ -231,6 +234,35 @@ def resolve(task: str, model: str, profile: str, path: Path | None = None,
                          data=task_file.data, policy=task_file.policy, **merged)
     except ValidationError as error:
         raise ConfigError(f"{path or config_path(task)} [{model}/{profile}]: {_error_text(error)}") from None
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``--set`` arguments (``key=value``) as config overrides. Values are read as YAML
+    (``3``, ``1e-4``, ``true``, ``[0.5, 0.999]``, ``{head: 1e-3}``); ``a.b=v`` sets entry ``b``
+    of the dict field ``a`` (e.g. ``lr.head=1e-3``). Checked like a profile block in a task
+    file: an unknown key or a value of the wrong type is a ConfigError naming the argument."""
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        key, equals, text = pair.partition("=")
+        key = key.strip()
+        if not equals or not key:
+            raise ConfigError(f"--set {pair!r}: expected key=value, e.g. --set epochs=3")
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {pair!r}: the value is not valid YAML") from None
+        field, dot, entry = key.partition(".")
+        if dot:
+            overrides.setdefault(field, {})
+            if not isinstance(overrides[field], dict):
+                raise ConfigError(f"--set {pair!r}: {field} was set to a single value before")
+            overrides[field][entry] = value
+        else:
+            overrides[key] = value
+    try:  # the checked values, typed as the config declares them ("1e-3" -> 0.001)
+        return TrainingOverrides.model_validate(overrides).model_dump(mode="json", exclude_none=True)
+    except ValidationError as error:
+        raise ConfigError(f"--set: {_error_text(error)}") from None
 
 
 def all_runs(profile: str) -> list[tuple[str, str]]:

@@ -4,6 +4,7 @@ metrics), never tensors or models, and every step logs to the same MLflow run.""
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import time
@@ -21,8 +22,10 @@ log = logging.getLogger("zooflow")
 
 
 def run_config(run: dict) -> config.RunConfig:
-    """The run's resolved config: its task file's model and profile, plus the run's overrides
-    (``--seed``)."""
+    """The run's config as ``start_run`` resolved it (task file + overrides): every step sees
+    the same one, even when the YAML is edited while the run trains."""
+    if "config" in run:
+        return config.RunConfig.model_validate(run["config"])
     return config.resolve(run["task"], run["model"], run["profile"], overrides=run.get("overrides"))
 
 
@@ -56,10 +59,12 @@ def _workdir(run: dict) -> Path:
     return folder
 
 
-def start_run(task: str, model: str, profile: str, seed: int | None = None) -> dict:
-    """Resolve the config and open the MLflow run every later step logs to; ``seed`` replaces
-    the config's seed (the demo figures are reported over several)."""
-    overrides = {} if seed is None else {"seed": seed}
+def start_run(task: str, model: str, profile: str, seed: int | None = None,
+              overrides: dict | None = None) -> dict:
+    """Resolve the config once and open the MLflow run every later step logs to. ``overrides``
+    (``--set``, checked by ``config.parse_overrides``) and ``seed`` replace the task file's
+    values; they are tagged ``override.<key>`` on the run and listed in the card."""
+    overrides = {**(overrides or {}), **({} if seed is None else {"seed": seed})}
     cfg = config.resolve(task, model, profile, overrides=overrides)
     tracking.require_writable()
     experiment = tracking.experiment_id(f"zooflow-{cfg.task}")
@@ -67,7 +72,8 @@ def start_run(task: str, model: str, profile: str, seed: int | None = None) -> d
     client = tracking.connect()
     run = client.create_run(experiment, run_name=f"{cfg.registered_name} [{profile}]",
                             tags={"task": task, "model": model, "profile": profile, "config_hash": cfg.digest(),
-                                  "mlflow.source.git.commit": git["git_commit"], **git, **ownership.identity()})
+                                  "mlflow.source.git.commit": git["git_commit"], **git, **ownership.identity(),
+                                  **{f"override.{key}": json.dumps(value) for key, value in overrides.items()}})
     for dead in tracking.reap_dead_runs(experiment, {"task": task, "model": model}, by_run=run.info.run_id):
         log.info("run %s of %s was left RUNNING by a process that is gone: marked KILLED", dead, cfg.registered_name)
     tracker = tracking.RunTracker(run.info.run_id)
@@ -77,7 +83,8 @@ def start_run(task: str, model: str, profile: str, seed: int | None = None) -> d
                         **{f"lr_{group}": lr for group, lr in cfg.lr.items()}})
     tracker.log_json(cfg.model_dump(mode="json"), "config/resolved_config.json")
     log.info("run %s: %s [%s]", run.info.run_id, cfg.registered_name, profile)
-    return {"run_id": run.info.run_id, "task": task, "model": model, "profile": profile, "overrides": overrides}
+    return {"run_id": run.info.run_id, "task": task, "model": model, "profile": profile, "overrides": overrides,
+            "config": cfg.model_dump(mode="json")}
 
 
 def prepare_data(run: dict) -> dict:
@@ -263,6 +270,7 @@ def write_card(run: dict, data: dict, validation: dict, trained: dict, evaluatio
     workdir = Path(trained["workdir"]) / "card"
     card = build_card(ctx, data=data, validation=validation, trained=trained, evaluation=evaluation,
                       registered=registered, decision=decision, run_id=run["run_id"],
+                      overrides=run.get("overrides") or {},
                       git=tracking.git_state(settings.project_root()), folder=workdir)
     tracker = tracking.RunTracker(run["run_id"])
     for file in sorted(workdir.iterdir()):

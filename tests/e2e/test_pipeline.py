@@ -26,11 +26,12 @@ NAME = "classification-vgg16-transfer"
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, prefect_server):
-    """A lenient-policy project where the smoke pipeline ran twice."""
+    """A lenient-policy project where the smoke pipeline ran twice (the second time with an
+    override that changes nothing it trains: ``--set num_workers=0``)."""
     root = make_project(tmp_path_factory.mktemp("e2e") / "project", policy={"threshold": 0.0, "margin": 0.01})
     with using_project(root):
         first = train_task("classification", "vgg16-transfer", "smoke")
-        second = train_task("classification", "vgg16-transfer", "smoke")
+        second = train_task("classification", "vgg16-transfer", "smoke", overrides={"num_workers": 0})
         yield root, first, second
 
 
@@ -79,6 +80,10 @@ def test_model_card_is_logged_with_decision_and_baseline(trained):
     assert "# Model card: classification-vgg16-transfer v2" in card
     assert "does not beat champion v1" in card and "majority class" in card
     assert "Trained from random initialisation" in card
+    assert "- Overrides of the task file: `num_workers=0`" in card
+    first_card = mlflow.artifacts.load_text(f"runs:/{first['run_id']}/card/model_card.md")
+    assert "- Overrides of the task file: none" in first_card
+    assert client().get_run(second["run_id"]).data.tags["override.num_workers"] == "0"
     files = {a.path for a in client().list_artifacts(second["run_id"], "card")}
     assert {"card/model_card.html", "card/confusion_matrix.png", "card/validation_predictions.png"} <= files
 

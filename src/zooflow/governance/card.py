@@ -254,8 +254,10 @@ def limitations(ctx: RunContext) -> list[str]:
 
 
 def build_card(ctx: RunContext, *, data: dict, validation: dict, trained: dict, evaluation: dict,
-               registered: dict, decision: dict, run_id: str, git: dict, folder: Path) -> Path:
-    """Write ``model_card.md`` and ``model_card.html`` into ``folder`` (which holds the figures)."""
+               registered: dict, decision: dict, run_id: str, git: dict, folder: Path,
+               overrides: dict | None = None) -> Path:
+    """Write ``model_card.md`` and ``model_card.html`` into ``folder`` (which holds the figures).
+    ``overrides``: what the run changed of its task file (``--set``, ``--seed``)."""
     cfg = ctx.cfg
     primary = evaluation["primary_metric"]
     scores = evaluation["metrics"]
@@ -300,6 +302,9 @@ def build_card(ctx: RunContext, *, data: dict, validation: dict, trained: dict, 
         f"- Device: {_code(trained['device'])}; {_one_line(trained['train_seconds'])} s; "
         + (f"resumed after epoch {trained['resumed_from_epoch']}" if trained["resumed_from_epoch"] else "not resumed"),
         f"- Pretrained weights: {_code(cfg.pretrained)}",
+        "- Overrides of the task file: " + (", ".join(_code(f"{key}={json.dumps(value)}")
+                                                       for key, value in sorted(overrides.items()))
+                                             if overrides else "none"),
         "",
         "## Figures",
         "",
