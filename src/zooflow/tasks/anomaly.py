@@ -81,7 +81,7 @@ class AnomalyTask(DigitsData):
     # validation split the way the model's is.
     baseline_description = {
         "mean_image": "L1 distance to the mean normal training image",
-        "pca": (f"reconstruction error (L2) from a {scoring.PCA_COMPONENTS}-component PCA fitted on the normal "
+        "pca": (f"reconstruction error (L2) of a PCA with {scoring.PCA_COMPONENTS} components fitted on the normal "
                 "training images"),
     }
 
