@@ -54,7 +54,7 @@ def test_gans_run_the_whole_chain(gan_project, task, model):
     else:
         assert {"val_auroc", "val.auroc", "val.average_precision", "val.auroc_class_1",
                 "baseline.mean_image.auroc", "baseline.pca.auroc"} <= set(metrics)
-        assert "mean normal training image" in card and "component PCA" in card
+        assert "mean normal training image" in card and "PCA with 8 components" in card
         assert {"score_histogram.png", "residual_maps.png"} <= artifacts
 
 
