@@ -94,11 +94,10 @@ def run(task: str = typer.Argument(..., help="task name, e.g. classification"),
     from zooflow import watchdog
     from zooflow.config import parse_overrides, resolve
 
-    overrides = parse_overrides(changes)
-    # a typo fails here, before a Prefect server starts
-    resolve(task, model, profile, overrides={**overrides, **({} if seed is None else {"seed": seed})})
+    overrides = parse_overrides(changes) | ({} if seed is None else {"seed": seed})
+    resolve(task, model, profile, overrides=overrides)  # a typo fails here, before a Prefect server starts
     watchdog.start()  # a kill -9 must not leave Prefect's temporary server behind
-    _summary([_flows().pipeline.train_task(task, model, profile, seed, overrides)])
+    _summary([_flows().pipeline.train_task(task, model, profile, overrides=overrides)])
 
 
 @app.command()

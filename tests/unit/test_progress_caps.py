@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from zooflow import config, progress
-from zooflow.data.subsets import capped, even_spread
+from zooflow.data.subsets import capped, even_spread, spread_per_class
 from zooflow.evaluation import generation as judging
 
 
@@ -62,3 +62,11 @@ def test_demo_and_smoke_cap_what_grows_with_the_data_and_the_demo_digits_sit_bel
     demo = config.resolve(task, model, "demo")
     assert demo.max_train_samples >= 2 * 320 and demo.max_select_samples >= 2 * 80 + 8 * 20
     assert demo.max_eval_samples >= 1000
+
+
+def test_a_spread_per_class_caps_the_chosen_labels_and_drops_the_others():
+    labels = np.repeat(np.arange(3), [10, 4, 6])
+    keep = spread_per_class(labels, 3, among=[0, 1])
+    assert np.flatnonzero(keep).tolist() == [0, 4, 9, 10, 12, 13]  # label 0: 0, 4.5->4, 9; label 1: 10, 11.5->12, 13
+    assert spread_per_class(labels, None, among=[2]).tolist() == (labels == 2).tolist()
+    assert spread_per_class(labels, 100).all()

@@ -19,3 +19,16 @@ def capped(samples, cap: int | None):
     spread of ``cap``, or unchanged when it is no longer than that."""
     picks = even_spread(len(samples), cap)
     return samples if picks is None else samples[picks]
+
+
+def spread_per_class(labels: np.ndarray, per_class: int | None, among=None) -> np.ndarray:
+    """A mask keeping an even spread of at most ``per_class`` samples of each label in ``among``
+    (every label when None; all of a label's samples when ``per_class`` is None or 0) and none
+    of the other labels."""
+    labels = np.asarray(labels)
+    keep = np.zeros(len(labels), dtype=bool)
+    for label in (np.unique(labels) if among is None else among):
+        where = np.flatnonzero(labels == label)
+        picks = even_spread(len(where), per_class)
+        keep[where if picks is None else where[picks]] = True
+    return keep

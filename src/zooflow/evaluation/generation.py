@@ -20,6 +20,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from zooflow import progress
+from zooflow.data.subsets import spread_per_class
 
 JUDGE_SIDE = 28
 JUDGE_SEED = 0
@@ -75,12 +76,8 @@ def judge_sample(images: np.ndarray, labels: np.ndarray,
                  per_class: int = JUDGE_IMAGES_PER_CLASS) -> tuple[np.ndarray, np.ndarray]:
     """At most ``per_class`` images of each label, spread evenly through the file (the first
     ones of an idx file may not be typical of the rest)."""
-    labels = np.asarray(labels)
-    keep = np.zeros(len(labels), dtype=bool)
-    for label in np.unique(labels):
-        where = np.flatnonzero(labels == label)
-        keep[where[np.linspace(0, len(where) - 1, num=min(per_class, len(where))).round().astype(int)]] = True
-    return images[keep], labels[keep]
+    keep = spread_per_class(labels, per_class)
+    return images[keep], np.asarray(labels)[keep]
 
 
 def train_judge(images: np.ndarray, labels: np.ndarray, epochs: int = JUDGE_EPOCHS) -> DigitJudge:

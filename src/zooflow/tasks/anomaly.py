@@ -24,7 +24,7 @@ from torch import nn
 
 from zooflow.config import RunConfig
 from zooflow.data.raw_images import decode_image, encode_png, image_items
-from zooflow.data.subsets import capped, even_spread
+from zooflow.data.subsets import capped, even_spread, spread_per_class
 from zooflow.evaluation import anomaly as scoring
 from zooflow.evaluation import gan_figures
 from zooflow.models.efficientgan import EfficientGAN
@@ -108,13 +108,8 @@ class AnomalyTask(DigitsData):
         ``anomalies_per_digit`` of each, spread through the file."""
         digits = self.digits(ctx, split)
         normal = normal_digits(ctx.cfg)
-        keep = np.ones(len(digits), dtype=bool)
-        if anomalies_per_digit is not None:
-            keep = np.isin(digits.labels, normal)
-            for digit in set(range(10)) - set(normal):
-                where = np.flatnonzero(digits.labels == digit)
-                spread = np.linspace(0, len(where) - 1, num=min(anomalies_per_digit, len(where))).round().astype(int)
-                keep[where[spread]] = True
+        anomalous = sorted(set(range(10)) - set(normal))
+        keep = np.isin(digits.labels, normal) | spread_per_class(digits.labels, anomalies_per_digit, among=anomalous)
         return to_model_space(digits.images[keep], ctx.cfg.input_size), digits.labels[keep]
 
     def fit(self, model: nn.Module, ctx: RunContext, checkpoint_dir: Path, on_epoch: EpochCallback,
@@ -128,9 +123,7 @@ class AnomalyTask(DigitsData):
         # all of them each epoch costly; EfficientGAN scores in one pass and takes them all
         # (0), as 20 per class made its pick follow noise (test AUROC 0.68-0.76 over 3 seeds).
         val_images, val_digits = self._labelled(ctx, "val", cfg.select_anomalies_per_class or None)
-        picks = even_spread(len(val_digits), cfg.max_select_samples)
-        if picks is not None:
-            val_images, val_digits = val_images[picks], val_digits[picks]
+        val_images, val_digits = capped(val_images, cfg.max_select_samples), capped(val_digits, cfg.max_select_samples)
         is_anomaly = ~np.isin(val_digits, normal_digits(cfg))
 
         def select(detector: nn.Module) -> dict[str, float]:

@@ -99,10 +99,15 @@ class BiGanSteps:
                 "discriminator": _adam(model.discriminator, self.lr["discriminator"], self.betas)}
 
     def losses(self, model, real, z) -> tuple[torch.Tensor, torch.Tensor]:
-        """(D loss, G + E loss) for a real batch and a z batch: the same BCE, labels swapped."""
-        real_logits = model.discriminator(real, model.encoder(real))
+        """(D loss, G + E loss) for a real batch and a z batch: the same BCE, labels swapped (G
+        and E's with the cycle term when ``reconstruction_weight`` is set, as their step has)."""
+        encoded = model.encoder(real)
+        real_logits = model.discriminator(real, encoded)
         fake_logits = model.discriminator(model.generator(z), z)
-        return _bce(real_logits, 1.0) + _bce(fake_logits, 0.0), _bce(fake_logits, 1.0) + _bce(real_logits, 0.0)
+        ge_loss = _bce(fake_logits, 1.0) + _bce(real_logits, 0.0)
+        if self.reconstruction_weight:
+            ge_loss = ge_loss + self.reconstruction_weight * (real - model.generator(encoded)).abs().mean()
+        return _bce(real_logits, 1.0) + _bce(fake_logits, 0.0), ge_loss
 
     def discriminator_step(self, model, real, z, optimizers) -> dict[str, float]:
         G, E, D = model.generator, model.encoder, model.discriminator
