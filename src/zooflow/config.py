@@ -103,8 +103,8 @@ class RunConfig(Strict):
                                                                    "anomalous class (0: all)")
     reconstruction_weight: float = Field(0.0, ge=0, description="EfficientGAN: weight of the mean |x - G(E(x))| "
                                                                  "term in G and E's loss (0: the book's loss)")
-    lr_schedule: Literal["none", "cosine"] = Field("none", description="adversarial training: learning rate per "
-                                                                        "epoch (cosine: down to 0 at the last)")
+    lr_schedule: Literal["none", "cosine"] = Field("none", description="learning rate per epoch (cosine: down "
+                                                                        "to 0 at the last)")
     discriminator_batchnorm: bool = Field(False, description="GANs: batch norm in D (the DCGAN paper's; the "
                                                             "book's D has none)")
     data: DataChecks

@@ -57,6 +57,21 @@ def test_demo_vgg_is_smaller_but_same_shape():
     assert model(torch.zeros(2, 3, 64, 64)).shape == (2, 2)
 
 
+def test_a_random_vgg_keeps_its_features_scale_through_fc1_and_fc2():
+    # Without pretrained weights the demo's transfer learning trains its head on this random
+    # body's FC2 output. He init keeps the signal's mean square through FC1 and FC2 (ReLU
+    # halves it, He doubles it); torchvision's N(0, 0.01) shrank it ~16-fold at this size and
+    # the head's accuracy swung from seed to seed.
+    torch.manual_seed(0)
+    model = TASK.build_model(context("vgg16-transfer", "demo")).eval()
+    with torch.no_grad():
+        pooled = torch.flatten(model.avgpool(model.features(torch.randn(8, 3, 96, 96))), 1)
+        features = model.classifier[:6](pooled)
+    ratio = features.pow(2).mean() / pooled.pow(2).mean()
+    assert 0.25 < ratio.item() < 4, ratio
+    assert model.classifier[6].weight.std().item() < 0.02  # the new head starts small, as in the book
+
+
 def test_imagenet_vgg_without_weights_on_disk_fails_and_says_where(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     monkeypatch.setenv("ZOOFLOW_OFFLINE", "1")

@@ -23,6 +23,7 @@ from zooflow import interrupts
 from zooflow.training import checkpoint
 from zooflow.training.device import pick_device, restore_rng_state, rng_state
 from zooflow.training.loop import EpochCallback, TrainResult, progress_bar
+from zooflow.training.optim import epoch_scheduler
 
 
 class AdversarialSteps(Protocol):
@@ -59,7 +60,7 @@ def train_adversarial(model: nn.Module, steps: AdversarialSteps, images: torch.T
     optimizers = steps.optimizers(model)
     averaged = _averaged(model, average_decay) if average_decay else None
     scored = averaged.module if averaged is not None else model
-    schedulers = {name: _scheduler(optimizer, lr_schedule, epochs) for name, optimizer in optimizers.items()}
+    schedulers = {name: epoch_scheduler(optimizer, lr_schedule, epochs) for name, optimizer in optimizers.items()}
     # drop_last: a batch of one breaks batch norm, and equal batches keep the D/G balance steady.
     loader = DataLoader(TensorDataset(images), batch_size=batch_size, shuffle=True, drop_last=len(images) > batch_size)
     result = TrainResult(device=device, epochs=epochs)
@@ -121,16 +122,6 @@ def train_adversarial(model: nn.Module, steps: AdversarialSteps, images: torch.T
         result.selected_epoch = best["epoch"]
     model.eval()
     return result
-
-
-def _scheduler(optimizer: torch.optim.Optimizer, kind: str, epochs: int) -> torch.optim.lr_scheduler.LRScheduler:
-    """The per-epoch learning-rate schedule: ``none`` (constant) or ``cosine`` (from the set
-    rate down to 0 at the last epoch: the networks settle instead of swinging to the end)."""
-    if kind == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1))
-    if kind == "none":
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
-    raise ValueError(f"lr_schedule must be 'none' or 'cosine', got {kind!r}")
 
 
 def _averaged(model: nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel:

@@ -18,6 +18,7 @@ from torch import nn
 from zooflow import interrupts
 from zooflow.training import checkpoint
 from zooflow.training.device import pick_device, restore_rng_state, rng_state
+from zooflow.training.optim import epoch_scheduler
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 
@@ -90,12 +91,13 @@ def train_supervised(model: nn.Module, optimizer: torch.optim.Optimizer, train_l
                      epochs: int, checkpoint_dir: Path, on_epoch: EpochCallback | None = None,
                      max_batches: int | None = None, channels_last: bool = False,
                      criterion: nn.Module | None = None, stop_after_epoch: int | None = None,
-                     show_progress: bool = True) -> TrainResult:
+                     show_progress: bool = True, lr_schedule: str = "none") -> TrainResult:
     """Train ``model`` for ``epochs``, resuming from ``checkpoint_dir`` when it holds a checkpoint.
 
     ``stop_after_epoch`` ends the call early (as an interruption would) once that epoch is
     checkpointed; the next call resumes. Metrics reach ``on_epoch`` as ``train_loss``,
-    ``train_accuracy``, ``val_loss``, ``val_accuracy``.
+    ``train_accuracy``, ``val_loss``, ``val_accuracy`` and ``lr`` (the first group's rate that epoch).
+    ``lr_schedule``: ``none`` or ``cosine`` (per epoch, see ``optim.epoch_scheduler``).
     """
     device = pick_device()
     criterion = criterion or nn.CrossEntropyLoss()
@@ -103,25 +105,32 @@ def train_supervised(model: nn.Module, optimizer: torch.optim.Optimizer, train_l
     model.to(device)
     if use_channels_last:
         model.to(memory_format=torch.channels_last)
+    scheduler = epoch_scheduler(optimizer, lr_schedule, epochs)
     result = TrainResult(device=device, epochs=epochs)
     start = 1
     saved = checkpoint.load(checkpoint_dir)
     if saved is not None:
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
+        if "scheduler" in saved:  # checkpoints written before schedules existed have none
+            scheduler.load_state_dict(saved["scheduler"])
         restore_rng_state(saved["rng"])
         result.history = list(saved["history"])
         result.resumed_from_epoch = saved["epoch"]
         start = saved["epoch"] + 1
     with progress_bar(show_progress) as progress, interrupts.training():
         for epoch in range(start, epochs + 1):
+            rate = optimizer.param_groups[0]["lr"]
             train = _run_epoch(model, train_loader, criterion, device, optimizer, max_batches,
                                use_channels_last, progress, f"epoch {epoch}/{epochs} train")
             val = _run_epoch(model, val_loader, criterion, device, None, max_batches,
                              use_channels_last, progress, f"epoch {epoch}/{epochs} val")
+            scheduler.step()
             metrics = {f"train_{k}": v for k, v in train.items()} | {f"val_{k}": v for k, v in val.items()}
+            metrics["lr"] = rate
             result.history.append({"epoch": epoch, **metrics})
             checkpoint.save(checkpoint_dir, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                             "scheduler": scheduler.state_dict(),
                                              "epoch": epoch, "rng": rng_state(), "history": result.history})
             if on_epoch:
                 on_epoch(epoch, metrics)

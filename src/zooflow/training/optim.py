@@ -24,3 +24,13 @@ def build_optimizer(model: nn.Module, groups: dict[str, list[nn.Parameter]], lr:
         param_groups.append({"params": groups[name], "lr": rate, "name": name})
     extra = {"momentum": momentum} if kind == "sgd" else {}
     return OPTIMIZERS[kind](param_groups, **extra)
+
+
+def epoch_scheduler(optimizer: torch.optim.Optimizer, kind: str, epochs: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """The per-epoch learning-rate schedule: ``none`` (constant) or ``cosine`` (from the set
+    rate down to 0 at the last epoch: the weights settle instead of swinging to the end)."""
+    if kind == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1))
+    if kind == "none":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
+    raise ValueError(f"lr_schedule must be 'none' or 'cosine', got {kind!r}")
