@@ -67,6 +67,20 @@ def test_book_transformer_block_sizes():
     assert logits.shape == (3, 2) and attention_maps[0].shape == (3, 1, 20, 20)
 
 
+def test_learned_embeddings_start_at_the_positions_scale_and_pretrained_ones_are_kept():
+    # From scratch, a token's scaled embedding starts at unit scale per dimension like the
+    # sinusoidal positions (torch's default N(0, 1) times sqrt(64) made it ~8, and the random
+    # vectors of words seen once drowned what the model learned); padding is zero.
+    torch.manual_seed(0)
+    model = TransformerClassifier(vocab_size=2000, dim=64, max_length=48, num_classes=2)
+    scaled = model.embedding.weight[1:] * model.scale
+    assert 0.9 < scaled.std().item() < 1.1
+    assert torch.count_nonzero(model.embedding.weight[PAD]) == 0
+    vectors = np.random.default_rng(0).normal(0, 0.3, size=(50, 8)).astype(np.float32)
+    pretrained = TransformerClassifier(vocab_size=50, dim=8, max_length=16, num_classes=2, vectors=vectors)
+    assert torch.equal(pretrained.embedding.weight.detach(), torch.from_numpy(vectors))
+
+
 def test_book_bert_has_the_books_parameter_count():
     from transformers import BertConfig
 

@@ -56,6 +56,13 @@ class TransformerClassifier(nn.Module):
             self.embedding = nn.Embedding.from_pretrained(torch.as_tensor(vectors), freeze=False, padding_idx=PAD)
         else:
             self.embedding = nn.Embedding(vocab_size, dim, padding_idx=PAD)
+            # Learned from scratch: std dim^-1/2, so that after the sqrt(dim) scale below a token
+            # starts at the positions' unit scale (Vaswani et al.). torch's N(0, 1) would start
+            # every token at norm ~dim, and a word seen once in training would keep a large
+            # random vector that drowns the words the model did learn.
+            nn.init.normal_(self.embedding.weight, 0.0, dim ** -0.5)
+            with torch.no_grad():
+                self.embedding.weight[PAD].zero_()
         self.scale = math.sqrt(dim)
         self.register_buffer("positions", sinusoid_positions(max_length, dim), persistent=False)
         self.blocks = nn.ModuleList(EncoderBlock(dim, feed_forward, dropout) for _ in range(blocks))
