@@ -103,6 +103,8 @@ class RunConfig(Strict):
                                                                    "anomalous class (0: all)")
     reconstruction_weight: float = Field(0.0, ge=0, description="EfficientGAN: weight of the mean |x - G(E(x))| "
                                                                  "term in G and E's loss (0: the book's loss)")
+    grad_clip_norm: float | None = Field(None, gt=0, description="clip the gradients' global L2 norm to this "
+                                                                "(the book's SSD: 2.0); unset: no clipping")
     lr_schedule: Literal["none", "cosine"] = Field("none", description="learning rate per epoch (cosine: down "
                                                                         "to 0 at the last)")
     discriminator_batchnorm: bool = Field(False, description="GANs: batch norm in D (the DCGAN paper's; the "

@@ -21,3 +21,8 @@ class InputRejected(UserError, ValueError):
 
 class StoreUnavailable(UserError):
     """The MLflow tracking store (or another store) cannot be reached or written."""
+
+
+class TrainingDiverged(UserError):
+    """The loss became NaN or infinite: training stops instead of registering a broken model.
+    The message names the epoch, batch and loss, and what to change."""

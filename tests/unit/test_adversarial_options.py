@@ -99,3 +99,18 @@ def test_the_cycle_term_teaches_g_and_e_to_reconstruct_and_the_books_loss_has_no
     _, cycle_error, cycle_found = reconstruction_after_training(1.0)
     assert "reconstruction" not in book_found and "reconstruction" in cycle_found
     assert cycle_error < 0.75 * min(before, book_error), (before, book_error, cycle_error)
+
+
+def test_a_nan_loss_in_adversarial_training_stops_and_names_the_loss(tmp_path):
+    from zooflow.errors import TrainingDiverged
+
+    class Diverging(ImageGanSteps):
+        def step(self, model, real, optimizers):
+            return {**super().step(model, real, optimizers), "d_loss": float("inf")}
+
+    images = torch.linspace(-1, 1, 16 * 16 * 16).reshape(16, 1, 16, 16)
+    model = ImageGAN(z_dim=4, image_size=16, width=0.25, attention=False)
+    steps = Diverging({"generator": 1e-2, "discriminator": 1e-2}, (0.5, 0.999), "bce")
+    with pytest.raises(TrainingDiverged, match=r"epoch 1/2, batch 1/2: the training loss 'd_loss' is inf"):
+        train_adversarial(model, steps, images, epochs=2, batch_size=8, checkpoint_dir=tmp_path,
+                          select=lambda scored: {"score": 1.0}, select_metric="score", goal="min", show_progress=False)

@@ -1,3 +1,4 @@
+import pytest
 import torch
 from torch import nn
 
@@ -55,3 +56,41 @@ def test_a_cosine_schedule_lowers_the_rate_each_epoch_and_a_resumed_run_ends_wit
 def test_without_a_schedule_the_rate_stays_put(tmp_path):
     _, optimizer, result = _fit(tmp_path, schedule="none")
     assert {row["lr"] for row in result.history} == {0.1} and optimizer.param_groups[0]["lr"] == 0.1
+
+
+def test_a_nan_loss_stops_training_and_names_the_epoch_and_batch(tmp_path):
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from zooflow.errors import TrainingDiverged, UserError
+    from zooflow.training.loop import train_supervised
+
+    inputs = torch.randn(64, 2)
+    inputs[20] = float("nan")  # a broken sample in the second batch of 16
+    loader = DataLoader(TensorDataset(inputs, torch.zeros(64, dtype=torch.long)), batch_size=16)
+    model = nn.Linear(2, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(TrainingDiverged, match=r"epoch 1/3 train, batch 2/4: the loss is nan") as stopped:
+        train_supervised(model, optimizer, loader, loader, epochs=3, checkpoint_dir=tmp_path, show_progress=False)
+    assert isinstance(stopped.value, UserError) and "grad_clip_norm" in str(stopped.value)
+    assert torch.isfinite(model.weight).all()  # the bad batch never reached the weights
+    assert not any(tmp_path.iterdir())          # no checkpoint of an unfinished epoch
+
+
+@pytest.mark.parametrize("clip", [None, 1e-3])
+def test_gradient_clipping_bounds_each_step(tmp_path, clip):
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from zooflow.training.loop import train_supervised
+
+    torch.manual_seed(0)
+    loader = DataLoader(TensorDataset(torch.randn(16, 2) * 10, torch.ones(16, dtype=torch.long)), batch_size=16)
+    model = nn.Linear(2, 2)
+    before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0, momentum=0.0)
+    train_supervised(model, optimizer, loader, loader, epochs=1, checkpoint_dir=tmp_path, show_progress=False,
+                     grad_clip_norm=clip)
+    moved = (torch.cat([p.detach().flatten() for p in model.parameters()]) - before).norm().item()
+    if clip:
+        assert moved <= clip * 1.0001   # one step of lr 1 with a gradient of norm <= clip
+    else:
+        assert moved > 0.1              # the same step unclipped

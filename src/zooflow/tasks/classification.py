@@ -110,7 +110,8 @@ class ClassificationTask:
         return train_supervised(model, optimizer, self._loader(ctx, "train", True), self._loader(ctx, "val", False),
                                 epochs=ctx.cfg.epochs, checkpoint_dir=checkpoint_dir, on_epoch=on_epoch,
                                 max_batches=ctx.cfg.max_batches, channels_last=True,
-                                stop_after_epoch=stop_after_epoch, lr_schedule=ctx.cfg.lr_schedule)
+                                stop_after_epoch=stop_after_epoch, lr_schedule=ctx.cfg.lr_schedule,
+                                grad_clip_norm=ctx.cfg.grad_clip_norm)
 
     # -- evaluation -------------------------------------------------------------------------
     def predict_split(self, model: nn.Module, ctx: RunContext):

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from zooflow import interrupts
 from zooflow.training import checkpoint
 from zooflow.training.device import pick_device, restore_rng_state, rng_state
-from zooflow.training.loop import EpochCallback, TrainResult, progress_bar
+from zooflow.training.loop import EpochCallback, TrainResult, progress_bar, stop_if_diverged
 from zooflow.training.optim import epoch_scheduler
 
 
@@ -91,6 +91,8 @@ def train_adversarial(model: nn.Module, steps: AdversarialSteps, images: torch.T
                     break
                 interrupts.check(f"epoch {epoch}/{epochs}, batch {index + 1}/{batches}")  # a Ctrl-C stops here
                 for key, value in steps.step(model, real.to(device, non_blocking=True), optimizers).items():
+                    stop_if_diverged(value, f"epoch {epoch}/{epochs}, batch {index + 1}/{batches}",
+                                     f"the training loss {key!r}")
                     sums[key] = sums.get(key, 0.0) + value
                 if averaged is not None:
                     averaged.update_parameters(model)

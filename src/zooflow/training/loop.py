@@ -7,6 +7,7 @@ its last checkpoint with the same random state, so the result equals an uninterr
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import nn
 
 from zooflow import interrupts
+from zooflow.errors import TrainingDiverged
 from zooflow.training import checkpoint
 from zooflow.training.device import pick_device, restore_rng_state, rng_state
 from zooflow.training.optim import epoch_scheduler
@@ -54,8 +56,17 @@ def keep_frozen_batchnorm_in_eval(model: nn.Module) -> None:
             module.eval()
 
 
+def stop_if_diverged(value: float, where: str, what: str = "the loss") -> None:
+    """Raise ``TrainingDiverged`` when ``value`` is NaN or infinite; ``where`` names the epoch and batch."""
+    if not math.isfinite(value):
+        raise TrainingDiverged(f"{where}: {what} is {value}, so training stopped (the checkpoint of the last "
+                               f"finished epoch is kept, nothing is registered). Lower the learning rates "
+                               f"(--set lr.<group>=...) or clip the gradients (--set grad_clip_norm=1.0).")
+
+
 def _run_epoch(model, loader, criterion, device, optimizer=None, limit=None, channels_last=False,
-               progress: Progress | None = None, description: str = "") -> dict[str, float]:
+               progress: Progress | None = None, description: str = "",
+               grad_clip_norm: float | None = None) -> dict[str, float]:
     """One pass; trains when given an optimizer. Returns mean loss and accuracy."""
     training = optimizer is not None
     model.train(training)
@@ -73,11 +84,15 @@ def _run_epoch(model, loader, criterion, device, optimizer=None, limit=None, cha
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 logits = model(inputs)
                 loss = criterion(logits.float(), targets)
+            value = loss.item()
+            stop_if_diverged(value, f"{description}, batch {index + 1}/{steps}")
             if training:
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                if grad_clip_norm:  # the global L2 norm of every trained parameter's gradient
+                    nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], grad_clip_norm)
                 optimizer.step()
-            total_loss += loss.item() * len(targets)
+            total_loss += value * len(targets)
             correct += (logits.argmax(1) == targets).sum().item()
             seen += len(targets)
             if progress:
@@ -91,13 +106,16 @@ def train_supervised(model: nn.Module, optimizer: torch.optim.Optimizer, train_l
                      epochs: int, checkpoint_dir: Path, on_epoch: EpochCallback | None = None,
                      max_batches: int | None = None, channels_last: bool = False,
                      criterion: nn.Module | None = None, stop_after_epoch: int | None = None,
-                     show_progress: bool = True, lr_schedule: str = "none") -> TrainResult:
+                     show_progress: bool = True, lr_schedule: str = "none",
+                     grad_clip_norm: float | None = None) -> TrainResult:
     """Train ``model`` for ``epochs``, resuming from ``checkpoint_dir`` when it holds a checkpoint.
 
     ``stop_after_epoch`` ends the call early (as an interruption would) once that epoch is
     checkpointed; the next call resumes. Metrics reach ``on_epoch`` as ``train_loss``,
     ``train_accuracy``, ``val_loss``, ``val_accuracy`` and ``lr`` (the first group's rate that epoch).
     ``lr_schedule``: ``none`` or ``cosine`` (per epoch, see ``optim.epoch_scheduler``).
+    ``grad_clip_norm``: clip the gradients' global L2 norm (the book's SSD uses 2.0). A NaN or
+    infinite loss stops the run with ``TrainingDiverged`` naming the epoch and batch.
     """
     device = pick_device()
     criterion = criterion or nn.CrossEntropyLoss()
@@ -122,7 +140,7 @@ def train_supervised(model: nn.Module, optimizer: torch.optim.Optimizer, train_l
         for epoch in range(start, epochs + 1):
             rate = optimizer.param_groups[0]["lr"]
             train = _run_epoch(model, train_loader, criterion, device, optimizer, max_batches,
-                               use_channels_last, progress, f"epoch {epoch}/{epochs} train")
+                               use_channels_last, progress, f"epoch {epoch}/{epochs} train", grad_clip_norm)
             val = _run_epoch(model, val_loader, criterion, device, None, max_batches,
                              use_channels_last, progress, f"epoch {epoch}/{epochs} val")
             scheduler.step()
