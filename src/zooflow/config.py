@@ -238,6 +238,16 @@ def resolve(task: str, model: str, profile: str, path: Path | None = None,
         raise ConfigError(f"{path or config_path(task)} [{model}/{profile}]: {_error_text(error)}") from None
 
 
+def book_pretrained(task: str, model: str) -> str | None:
+    """The ``pretrained`` setting of a model's ``book`` profile (what the book starts from), or
+    None when the task file has no book profile for it. Read once when a run starts, so the card
+    says what the task file said then."""
+    try:
+        return resolve(task, model, "book").pretrained
+    except (ConfigError, OSError, ValueError):
+        return None
+
+
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     """``--set`` arguments (``key=value``) as config overrides. Values are read as YAML
     (``3``, ``1e-4``, ``true``, ``[0.5, 0.999]``, ``{head: 1e-3}``); ``a.b=v`` sets entry ``b``

@@ -84,7 +84,7 @@ def start_run(task: str, model: str, profile: str, seed: int | None = None,
     tracker.log_json(cfg.model_dump(mode="json"), "config/resolved_config.json")
     log.info("run %s: %s [%s]", run.info.run_id, cfg.registered_name, profile)
     return {"run_id": run.info.run_id, "task": task, "model": model, "profile": profile, "overrides": overrides,
-            "config": cfg.model_dump(mode="json")}
+            "config": cfg.model_dump(mode="json"), "book_pretrained": config.book_pretrained(task, model)}
 
 
 def prepare_data(run: dict) -> dict:
@@ -270,7 +270,7 @@ def write_card(run: dict, data: dict, validation: dict, trained: dict, evaluatio
     workdir = Path(trained["workdir"]) / "card"
     card = build_card(ctx, data=data, validation=validation, trained=trained, evaluation=evaluation,
                       registered=registered, decision=decision, run_id=run["run_id"],
-                      overrides=run.get("overrides") or {},
+                      overrides=run.get("overrides") or {}, book_pretrained=run.get("book_pretrained"),
                       git=tracking.git_state(settings.project_root()), folder=workdir)
     tracker = tracking.RunTracker(run["run_id"])
     for file in sorted(workdir.iterdir()):

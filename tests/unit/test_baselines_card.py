@@ -4,7 +4,7 @@ depends on the task (the GANs load no pretrained weights, so no sentence about t
 
 import pytest
 
-from zooflow.config import resolve
+from zooflow.config import book_pretrained, resolve
 from zooflow.evaluation import baselines
 from zooflow.governance.card import build_card, limitations
 from zooflow.tasks.base import RunContext
@@ -67,13 +67,18 @@ def test_one_baseline_renders_as_before(tmp_path):
                                         ("generation", "dcgan"), ("generation", "sagan")])
 def test_gan_cards_make_no_claim_about_pretrained_weights(task, model):
     for profile in ("smoke", "demo", "book"):
-        notes = " ".join(limitations(RunContext(cfg=resolve(task, model, profile), info={}, data_root=None)))
+        notes = " ".join(limitations(RunContext(cfg=resolve(task, model, profile), info={}, data_root=None),
+                                     book_pretrained(task, model)))
         assert "pretrained" not in notes and "chapters 1, 7 and 8" not in notes
         assert "cameras" not in notes
 
 
-def test_a_model_the_book_starts_pretrained_says_what_it_lost():
+def test_a_model_the_book_starts_pretrained_says_what_it_lost(monkeypatch):
     cfg = resolve("classification", "vgg16-transfer", "smoke")  # smoke: pretrained none; book: imagenet
-    notes = " ".join(limitations(RunContext(cfg=cfg, info={}, data_root=None)))
+    book = book_pretrained("classification", "vgg16-transfer")
+    assert book == "imagenet"
+    # The card uses what the run read at its start, not the task file at card time.
+    monkeypatch.setattr("zooflow.config.resolve", lambda *a, **k: (_ for _ in ()).throw(AssertionError("re-read")))
+    notes = " ".join(limitations(RunContext(cfg=cfg, info={}, data_root=None), book))
     assert "Trained from random initialisation (`pretrained: none`) where the book starts from pretrained " \
            "weights (`imagenet` in the `book` profile)" in notes

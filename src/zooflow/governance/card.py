@@ -220,25 +220,13 @@ def _facts(info: dict) -> str:
                      else f"{_one_line(key)} ({len(value)} entries)" for key, value in info.items())
 
 
-def _book_pretrained(cfg) -> str | None:
-    """The ``pretrained`` setting of this model's ``book`` profile (what the book starts from),
-    or None when the config cannot say (a version registered from a config since removed)."""
-    if cfg.profile == "book":
-        return cfg.pretrained
-    from zooflow.config import ConfigError, resolve
-
-    try:
-        return resolve(cfg.task, cfg.model, "book").pretrained
-    except (ConfigError, OSError, ValueError):
-        return None
-
-
-def limitations(ctx: RunContext) -> list[str]:
-    """What a reader must know before trusting the numbers."""
+def limitations(ctx: RunContext, book_pretrained: str | None = None) -> list[str]:
+    """What a reader must know before trusting the numbers. ``book_pretrained``: the ``pretrained``
+    of the model's ``book`` profile when the run started (``config.book_pretrained``)."""
     cfg = ctx.cfg
     notes = list(cfg.limitations)
     if cfg.pretrained == "none":
-        book = _book_pretrained(cfg)
+        book = cfg.pretrained if cfg.profile == "book" else book_pretrained
         if book not in (None, "none"):
             # Only a model the book starts from pretrained weights loses by starting from scratch;
             # the GANs (chapters 5 and 6) are trained from random initialisation by the book too.
@@ -255,9 +243,10 @@ def limitations(ctx: RunContext) -> list[str]:
 
 def build_card(ctx: RunContext, *, data: dict, validation: dict, trained: dict, evaluation: dict,
                registered: dict, decision: dict, run_id: str, git: dict, folder: Path,
-               overrides: dict | None = None) -> Path:
+               overrides: dict | None = None, book_pretrained: str | None = None) -> Path:
     """Write ``model_card.md`` and ``model_card.html`` into ``folder`` (which holds the figures).
-    ``overrides``: what the run changed of its task file (``--set``, ``--seed``)."""
+    ``overrides``: what the run changed of its task file (``--set``, ``--seed``);
+    ``book_pretrained``: see ``limitations``."""
     cfg = ctx.cfg
     primary = evaluation["primary_metric"]
     scores = evaluation["metrics"]
@@ -318,7 +307,7 @@ def build_card(ctx: RunContext, *, data: dict, validation: dict, trained: dict, 
         "",
         "## Known limitations",
         "",
-        *[f"- {_one_line(note)}" for note in limitations(ctx)],
+        *[f"- {_one_line(note)}" for note in limitations(ctx, book_pretrained)],
         "",
         "## Config",
         "",
