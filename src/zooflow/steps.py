@@ -193,13 +193,13 @@ def _log_renamed_metric_keys(tracker: tracking.RunTracker, labels: list) -> None
 
 def _score_champion(task, ctx: RunContext, champion) -> tuple[dict | None, str]:
     """The champion's scores on this run's validation data (None when there is no champion or
-    it predicts other classes), and a note for the card."""
+    the task says it is not comparable, e.g. other classes), and a note for the card."""
     if champion is None:
         return None, "no champion yet"
     champion_model, champion_ctx = versions.load_torch(champion)
-    if champion_ctx.info.get("classes") != ctx.info.get("classes"):
-        return None, (f"champion v{champion.version} predicts other classes "
-                      f"({champion_ctx.info.get('classes')}); not comparable")
+    reason = task.not_comparable(champion_ctx.info, ctx.info)
+    if reason:
+        return None, f"champion v{champion.version} {reason}; not comparable"
     rescored = RunContext(cfg=champion_ctx.cfg, info=champion_ctx.info, data_root=ctx.data_root)
     return (evaluate_model(task, champion_model, rescored),
             f"champion v{champion.version} re-scored on this run's held-out data")

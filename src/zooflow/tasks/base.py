@@ -85,6 +85,17 @@ class Task(Protocol):
     def input_example(self, ctx: RunContext) -> pd.DataFrame:
         """A raw-input example (at least two rows) for the model signature."""
 
+    def not_comparable(self, champion_info: dict[str, Any], info: dict[str, Any]) -> str | None:
+        """Why a champion built from ``champion_info`` cannot be scored against a new model on
+        the data of ``info`` (e.g. "predicts other classes: [...]"), or None when it can."""
+
+
+def other_classes(champion_info: dict[str, Any], info: dict[str, Any]) -> str | None:
+    """``not_comparable`` for tasks whose models are defined by their class names."""
+    if champion_info.get("classes") != info.get("classes"):
+        return f"predicts other classes ({champion_info.get('classes')})"
+    return None
+
 
 def evaluate(task: Task, model: nn.Module, ctx: RunContext) -> dict[str, float]:
     """Metrics of ``model`` on the held-out split: ``score(predict_split(...))``."""

@@ -23,7 +23,7 @@ from zooflow.data.importer import import_imagefolder
 from zooflow.data.raw_images import decode_image, image_items
 from zooflow.evaluation import classification as metrics
 from zooflow.models import mobilenet, vgg
-from zooflow.tasks.base import EpochCallback, RunContext
+from zooflow.tasks.base import EpochCallback, RunContext, other_classes
 from zooflow.training.loop import train_supervised
 from zooflow.training.optim import build_optimizer
 
@@ -52,6 +52,7 @@ class ClassificationTask:
     primary_metric = "accuracy"
     goal = "max"
     baseline_description = "always predict the training split's majority class"
+    not_comparable = staticmethod(other_classes)
 
     # -- data -------------------------------------------------------------------------------
     def data_info(self, cfg: RunConfig, data_root: Path) -> dict[str, Any]:

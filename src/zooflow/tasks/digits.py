@@ -18,7 +18,7 @@ from zooflow import settings
 from zooflow.config import RunConfig
 from zooflow.data import mnist
 from zooflow.evaluation import generation as judging
-from zooflow.tasks.base import RunContext
+from zooflow.tasks.base import RunContext, other_classes
 
 
 def to_model_space(images: np.ndarray, size: int) -> torch.Tensor:
@@ -63,6 +63,14 @@ class DigitsData:
 
     def manifest(self, ctx: RunContext) -> pd.DataFrame:
         return mnist.manifest(ctx.folder, relative_to=ctx.data_root)
+
+    def not_comparable(self, champion_info: dict[str, Any], info: dict[str, Any]) -> str | None:
+        """Other class names, or other normal digits (a generator of other digits, an anomaly
+        model with another idea of normal): the figures would measure different things."""
+        reason = other_classes(champion_info, info)
+        if reason is None and champion_info.get("normal_labels") != info.get("normal_labels"):
+            reason = f"learned other normal labels ({champion_info.get('normal_labels')})"
+        return reason
 
     def import_data(self, source: Path, target: Path) -> mnist.Imported:
         """MNIST idx files (``MNIST/raw`` or ``raw``, gzipped or not; an optional ``classes.txt``

@@ -29,7 +29,7 @@ from zooflow.evaluation import classification as metrics
 from zooflow.models import bert as bert_models
 from zooflow.models import transformer as transformer_models
 from zooflow.models.word_vectors import load_vectors
-from zooflow.tasks.base import EpochCallback, RunContext
+from zooflow.tasks.base import EpochCallback, RunContext, other_classes
 from zooflow.training.loop import train_supervised
 from zooflow.training.optim import build_optimizer
 
@@ -47,6 +47,7 @@ class SentimentTask:
     primary_metric = "accuracy"
     goal = "max"
     baseline_description = "TF-IDF (word 1-2 grams) + logistic regression fitted on the training split"
+    not_comparable = staticmethod(other_classes)
 
     # -- data -------------------------------------------------------------------------------
     def data_info(self, cfg: RunConfig, data_root: Path) -> dict[str, Any]:
