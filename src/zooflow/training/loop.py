@@ -59,8 +59,8 @@ def keep_frozen_batchnorm_in_eval(model: nn.Module) -> None:
 def stop_if_diverged(value: float, where: str, what: str = "the loss") -> None:
     """Raise ``TrainingDiverged`` when ``value`` is NaN or infinite; ``where`` names the epoch and batch."""
     if not math.isfinite(value):
-        raise TrainingDiverged(f"{where}: {what} is {value}, so training stopped (the checkpoint of the last "
-                               f"finished epoch is kept, nothing is registered). Lower the learning rates "
+        raise TrainingDiverged(f"{where}: {what} is {value}, so training stopped (finished epochs keep "
+                               f"their checkpoints; nothing is registered). Lower the learning rates "
                                f"(--set lr.<group>=...) or clip the gradients (--set grad_clip_norm=1.0).")
 
 
