@@ -82,3 +82,12 @@ def test_a_model_the_book_starts_pretrained_says_what_it_lost(monkeypatch):
     notes = " ".join(limitations(RunContext(cfg=cfg, info={}, data_root=None), book))
     assert "Trained from random initialisation (`pretrained: none`) where the book starts from pretrained " \
            "weights (`imagenet` in the `book` profile)" in notes
+
+
+def test_a_book_profile_run_told_to_start_from_scratch_says_what_it_lost():
+    # `--set pretrained=none` on the book profile: the book still starts from ImageNet.
+    cfg = resolve("classification", "vgg16-transfer", "book", overrides={"pretrained": "none"})
+    notes = " ".join(limitations(RunContext(cfg=cfg, info={}, data_root=None),
+                                 book_pretrained("classification", "vgg16-transfer")))
+    assert "where the book starts from pretrained weights (`imagenet` in the `book` profile)" in notes
+    assert "profile: smaller than the book's settings" not in notes

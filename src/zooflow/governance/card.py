@@ -225,14 +225,12 @@ def limitations(ctx: RunContext, book_pretrained: str | None = None) -> list[str
     of the model's ``book`` profile when the run started (``config.book_pretrained``)."""
     cfg = ctx.cfg
     notes = list(cfg.limitations)
-    if cfg.pretrained == "none":
-        book = cfg.pretrained if cfg.profile == "book" else book_pretrained
-        if book not in (None, "none"):
-            # Only a model the book starts from pretrained weights loses by starting from scratch;
-            # the GANs (chapters 5 and 6) are trained from random initialisation by the book too.
-            notes.append(f"Trained from random initialisation (`pretrained: none`) where the book starts from "
-                         f"pretrained weights ({_code(book)} in the `book` profile): scores here are far below "
-                         "what the architecture reaches.")
+    if cfg.pretrained == "none" and book_pretrained not in (None, "none"):
+        # Only a model the book starts from pretrained weights loses by starting from scratch;
+        # the GANs (chapters 5 and 6) are trained from random initialisation by the book too.
+        notes.append(f"Trained from random initialisation (`pretrained: none`) where the book starts from "
+                     f"pretrained weights ({_code(book_pretrained)} in the `book` profile): scores here are far below "
+                     "what the architecture reaches.")
     if cfg.profile != "book":
         notes.append(f"`{cfg.profile}` profile: smaller than the book's settings ({cfg.epochs} epochs and reduced "
                      "sizes, see the config below); for demonstration and tests, not production.")

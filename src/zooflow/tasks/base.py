@@ -87,7 +87,7 @@ class Task(Protocol):
 
     def not_comparable(self, champion_info: dict[str, Any], info: dict[str, Any]) -> str | None:
         """Why a champion built from ``champion_info`` cannot be scored against a new model on
-        the data of ``info`` (e.g. "predicts other classes: [...]"), or None when it can."""
+        the data of ``info`` (e.g. "predicts other classes (['a', 'b'])"), or None when it can."""
 
 
 def other_classes(champion_info: dict[str, Any], info: dict[str, Any]) -> str | None:

@@ -73,6 +73,8 @@ def _run_epoch(model, loader, criterion, device, optimizer=None, limit=None, cha
     if training:
         keep_frozen_batchnorm_in_eval(model)
     total_loss, correct, seen = 0.0, 0, 0
+    # what clipping measures: the global L2 norm over every parameter the optimizer trains
+    clipped = [p for group in optimizer.param_groups for p in group["params"]] if training and grad_clip_norm else None
     steps = min(len(loader), limit) if limit else len(loader)
     task_id = progress.add_task(description, total=steps) if progress else None
     with torch.set_grad_enabled(training):
@@ -89,8 +91,8 @@ def _run_epoch(model, loader, criterion, device, optimizer=None, limit=None, cha
             if training:
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                if grad_clip_norm:  # the global L2 norm of every trained parameter's gradient
-                    nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], grad_clip_norm)
+                if clipped:
+                    nn.utils.clip_grad_norm_(clipped, grad_clip_norm)
                 optimizer.step()
             total_loss += value * len(targets)
             correct += (logits.argmax(1) == targets).sum().item()
@@ -130,8 +132,7 @@ def train_supervised(model: nn.Module, optimizer: torch.optim.Optimizer, train_l
     if saved is not None:
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
-        if "scheduler" in saved:  # checkpoints written before schedules existed have none
-            scheduler.load_state_dict(saved["scheduler"])
+        scheduler.load_state_dict(saved["scheduler"])
         restore_rng_state(saved["rng"])
         result.history = list(saved["history"])
         result.resumed_from_epoch = saved["epoch"]
