@@ -50,8 +50,8 @@ def train_task(task: str, model: str, profile: str = "demo", seed: int | None = 
     run = start_run(task, model, profile, seed, overrides)
     try:
         data = prepare_data(run)
-        validation = validate_data(run)
-        trained = train(run, data["tag"])
+        validation = validate_data(run, data)
+        trained = train(run, data["task_md5"])  # checkpoints keyed by the task's own data version
         evaluation = evaluate(run, trained)
         registered = register(run, data, validation, trained, evaluation)
         decision = promote(run, registered, evaluation)

@@ -69,7 +69,7 @@ class RunConfig(Strict):
     resize: int = 0
     width: float = 1.0
     hidden: int = 0
-    epochs: int = Field(ge=1)
+    epochs: int = Field(ge=0, description="0: train nothing, evaluate and register the pretrained model as it is")
     batch_size: int = Field(ge=1)
     momentum: float = 0.9
     lr: dict[str, float] = Field(description="learning rate per parameter group; groups not named stay frozen")
@@ -93,11 +93,13 @@ class RunConfig(Strict):
     search_steps: int = Field(0, description="AnoGAN: Adam steps of the latent search per image")
     search_lr: float = 0.0
     feature_weight: float = Field(0.1, description="anomaly score = (1-w) pixel residual + w feature residual")
-    select_every: int = Field(1, ge=1, description="adversarial training: score on validation every N epochs "
-                                                   "and keep the best")
-    ema_decay: float | None = Field(None, gt=0, lt=1, description="adversarial training: score and keep an "
-                                                                  "exponential moving average of the weights "
-                                                                  "(decay per step)")
+    select_every: int = Field(1, ge=1, description="validate every N epochs (and at the last)")
+    select_metric: str | None = Field(None, description="keep the weights that score best on this validation "
+                                                        "figure (e.g. fid, auroc, accuracy); unset: keep the last")
+    select_goal: Literal["min", "max"] = Field("max", description="whether select_metric is better low or high")
+    ema_decay: float | None = Field(None, gt=0, lt=1, description="train with an exponential moving average of "
+                                                                  "the weights (decay per step) and validate and "
+                                                                  "keep the average")
     select_anomalies_per_class: int = Field(20, ge=0, description="anomaly: the checkpoint-selection set is every "
                                                                    "validation normal and this many of each "
                                                                    "anomalous class (0: all)")
@@ -105,12 +107,26 @@ class RunConfig(Strict):
                                                                  "term in G and E's loss (0: the book's loss)")
     grad_clip_norm: float | None = Field(None, gt=0, description="clip the gradients' global L2 norm to this "
                                                                 "(the book's SSD: 2.0); unset: no clipping")
-    lr_schedule: Literal["none", "cosine"] = Field("none", description="learning rate per epoch (cosine: down "
-                                                                        "to 0 at the last)")
+    lr_schedule: Literal["none", "step", "cosine", "poly"] = Field(
+        "none", description="learning rate per epoch: step (x lr_gamma every lr_step_epochs), cosine (down to 0 at "
+                            "the last), poly ((1 - epoch/epochs) ** lr_poly_power)")
+    lr_step_epochs: int | None = Field(None, ge=1, description="step schedule: epochs between two drops")
+    lr_gamma: float = Field(0.1, gt=0, description="step schedule: the factor of each drop")
+    lr_poly_power: float = Field(0.9, gt=0, description="poly schedule: the power (PSPNet: 0.9)")
+    accumulate_batches: int = Field(1, ge=1, description="sum the gradients of N batches before each update "
+                                                         "(a batch N times larger in memory of one)")
     discriminator_batchnorm: bool = Field(False, description="GANs: batch norm in D (the DCGAN paper's; the "
                                                             "book's D has none)")
     data: DataChecks
     policy: Policy
+
+    @model_validator(mode="after")
+    def _coherent(self) -> "RunConfig":
+        if self.lr_schedule == "step" and self.lr_step_epochs is None:
+            raise ValueError("lr_schedule 'step' needs lr_step_epochs")
+        if self.epochs == 0 and self.pretrained == "none":
+            raise ValueError("epochs 0 evaluates the pretrained model as it is, but pretrained is 'none'")
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -164,8 +180,10 @@ def _error_text(error: ValidationError) -> str:
         where = ".".join(str(part) for part in item["loc"])
         if item["type"] == "extra_forbidden":
             lines.append(f"unknown key '{item['loc'][-1]}' at {where}")
-        else:
+        elif where:
             lines.append(f"{where}: {item['msg']}")
+        else:  # a rule over several keys (a model validator): its own words say which
+            lines.append(item["msg"].removeprefix("Value error, "))
     return "; ".join(lines)
 
 

@@ -96,10 +96,20 @@ def prepare_data(run: dict) -> dict:
     return data.as_dict()
 
 
-def validate_data(run: dict) -> dict:
-    """Validate the task's manifest; on failure log the GX result and stop the flow."""
+def validate_data(run: dict, data: dict | None = None) -> dict:
+    """Validate the task's manifest; on failure log the GX result and stop the flow.
+
+    ``data`` is what ``prepare_data`` returned: with it, an unchanged task data version reuses
+    its cached manifest instead of decoding and hashing every file again."""
+    from zooflow.validation import manifest_cache
+
     task, ctx = _context(run)
-    table = task.manifest(ctx)
+    if data is None:
+        table = task.manifest(ctx)
+    else:
+        table = manifest_cache.cached_manifest(lambda: task.manifest(ctx), module=ctx.cfg.module,
+                                               task_folder=ctx.cfg.data.folder, task_md5=data["task_md5"],
+                                               data_checks=ctx.cfg.data.model_dump(mode="json"))
     report = validate(table, task.expectations(ctx), suite_name=f"{ctx.cfg.task}-manifest")
     tracker = tracking.RunTracker(run["run_id"])
     tracker.log_json(report.result, "validation/gx_result.json")
@@ -112,18 +122,21 @@ def validate_data(run: dict) -> dict:
     return {"success": True, "summary": report.summary(), "rows": report.rows}
 
 
-def checkpoint_dir(run: dict, data_tag: str) -> Path:
+def checkpoint_dir(run: dict, task_md5: str) -> Path:
     """Checkpoints are keyed by what the training depends on, so a rerun of the same
-    (model, profile, config, data) resumes, and anything else starts afresh. Only the run
-    holding the key's lock uses the folder (``ownership.claim_checkpoints``)."""
+    (model, profile, config, task data) resumes, and anything else starts afresh. The data part
+    is the task's own data version (``task_md5``), not all of data.dvc: importing another task's
+    data must not orphan an interrupted run's checkpoint. Only the run holding the key's lock
+    uses the folder (``ownership.claim_checkpoints``)."""
     cfg = run_config(run)
-    key = f"{cfg.registered_name}-{cfg.profile}-{cfg.digest()}-{data_tag.replace(':', '-')}"
+    key = f"{cfg.registered_name}-{cfg.profile}-{cfg.digest()}-{task_md5}"
     return settings.checkpoint_root() / key
 
 
-def train(run: dict, data_tag: str) -> dict:
+def train(run: dict, task_md5: str) -> dict:
     """Seed, build, fit (resuming from a checkpoint when one exists); save the weights."""
     from zooflow.registry.pyfunc import save_context, save_weights
+    from zooflow.training import engine
     from zooflow.training.device import device_label, seed_everything
 
     task, ctx = _context(run)
@@ -135,7 +148,7 @@ def train(run: dict, data_tag: str) -> dict:
         tracker.log_metrics(metrics, step=epoch)
         log.info("epoch %d/%d %s", epoch, ctx.cfg.epochs, " ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
 
-    claim = ownership.claim_checkpoints(checkpoint_dir(run, data_tag), run["run_id"],
+    claim = ownership.claim_checkpoints(checkpoint_dir(run, task_md5), run["run_id"],
                                         is_finished=lambda owner: tracking.run_status(owner) == "FINISHED")
     tracker.set_tags({"checkpoint_folder": "shared" if claim.shared_key else "private",
                       **({"resumed_from_run": claim.previous_owner} if claim.previous_owner else {})})
@@ -143,9 +156,9 @@ def train(run: dict, data_tag: str) -> dict:
         log.info("another live run is training %s on the same data: this run trains from scratch in its own "
                  "checkpoint folder", ctx.cfg.registered_name)
     started = time.perf_counter()
-    result = task.fit(model, ctx, claim.folder, on_epoch)
+    result = engine.fit(task, model, ctx, claim.folder, on_epoch)
     seconds = time.perf_counter() - started
-    device = device_label(result.device)
+    device = device_label(result.device) if result.epochs else promotion_policy.NOT_TRAINED
     tracker.set_tags({"device": device, "resumed_from_epoch": result.resumed_from_epoch})
     tracker.log_metrics({"train_seconds": seconds})
     workdir = _workdir(run)

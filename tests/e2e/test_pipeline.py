@@ -166,3 +166,20 @@ def test_mlflow_models_serve_answers_a_real_jpeg(trained):
         assert row["p_face"] + row["p_nonface"] == pytest.approx(1.0, abs=1e-5)
     finally:
         servers.stop(server)
+
+
+def test_epochs_zero_evaluates_and_registers_the_pretrained_model_as_it_is(trained):
+    """``epochs: 0`` (the book's ECO chapter only runs inference): every step runs but training;
+    the version says it was not trained, so the book profile's GPU rule does not apply to it."""
+    from zooflow.registry.policy import NOT_TRAINED
+
+    root, _, _ = trained
+    with using_project(root):
+        result = train_task("classification", "mobilenetv2-transfer", "smoke", overrides={"epochs": 0})
+    version = client().get_model_version("classification-mobilenetv2-transfer", result["version"])
+    assert version.tags["device"] == NOT_TRAINED and version.tags["pretrained"] == "imagenet"
+    run = client().get_run(result["run_id"])
+    assert run.info.status == "FINISHED" and "val.accuracy" in run.data.metrics
+    assert not any(key.startswith("train_loss") for key in run.data.metrics)   # no epoch was trained
+    card = client().download_artifacts(result["run_id"], "card/model_card.md")
+    assert NOT_TRAINED in open(card, encoding="utf-8").read()

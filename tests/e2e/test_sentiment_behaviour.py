@@ -9,6 +9,7 @@ from zooflow.data.demo import BUILDERS
 from zooflow.tasks import get_task
 from zooflow.tasks.base import RunContext
 from zooflow.training.device import seed_everything
+from zooflow.training.engine import fit
 
 CLEAR = {
     "sentiment": (["I absolutely love this, it is wonderful and amazing!",
@@ -37,7 +38,7 @@ def test_demo_model_reads_clear_sentences_right(data_root, tmp_path, task_name, 
     ctx = RunContext(cfg=cfg, info=task.data_info(cfg, data_root), data_root=data_root)
     seed_everything(cfg.seed)
     trained = task.build_model(ctx)
-    task.fit(trained, ctx, tmp_path / "checkpoints", lambda epoch, metrics: None)
+    fit(task, trained, ctx, tmp_path / "checkpoints", lambda epoch, metrics: None)
     positive, negative = CLEAR[task_name]
     answer = task.predict(trained, ctx, positive + negative)
     assert answer["label"].tolist() == ["pos"] * len(positive) + ["neg"] * len(negative), answer

@@ -7,6 +7,7 @@ from zooflow.config import resolve
 from zooflow.tasks.base import RunContext, evaluate
 from zooflow.tasks.classification import TASK
 from zooflow.training.device import device_label, seed_everything
+from zooflow.training.engine import fit
 
 
 @pytest.mark.gpu
@@ -16,7 +17,7 @@ def test_training_runs_on_cuda_with_bf16_and_channels_last(image_folder, tmp_pat
     ctx = RunContext(cfg=cfg, info=TASK.data_info(cfg, image_folder.parent), data_root=image_folder.parent)
     seed_everything(cfg.seed)
     model = TASK.build_model(ctx)
-    result = TASK.fit(model, ctx, tmp_path, lambda epoch, metrics: None)
+    result = fit(TASK, model, ctx, tmp_path, lambda epoch, metrics: None)
     assert result.device.type == "cuda" and device_label(result.device).startswith("cuda:")
     assert next(model.parameters()).is_cuda
     assert model.features[0].weight.is_contiguous(memory_format=torch.channels_last)

@@ -8,6 +8,7 @@ from zooflow.tasks.base import RunContext
 from zooflow.tasks.classification import TASK
 from zooflow.training import checkpoint
 from zooflow.training.device import seed_everything
+from zooflow.training.engine import fit
 
 
 def _context(image_folder):
@@ -27,17 +28,17 @@ def test_interrupted_training_resumes_from_its_checkpoint(image_folder, tmp_path
     epochs_seen = []
 
     straight = _fresh_model(ctx)
-    full = TASK.fit(straight, ctx, tmp_path / "straight", lambda epoch, m: None)
+    full = fit(TASK, straight, ctx, tmp_path / "straight", lambda epoch, m: None)
     assert full.resumed_from_epoch == 0 and len(full.history) == 3
 
     interrupted = _fresh_model(ctx)
-    first = TASK.fit(interrupted, ctx, tmp_path / "resumed", lambda epoch, m: epochs_seen.append(epoch), stop_after_epoch=1)
+    first = fit(TASK, interrupted, ctx, tmp_path / "resumed", lambda epoch, m: epochs_seen.append(epoch), stop_after_epoch=1)
     assert len(first.history) == 1
     assert checkpoint.load(tmp_path / "resumed")["epoch"] == 1
 
     # A new process would rebuild the model from scratch; the checkpoint restores the rest.
     resumed_model = _fresh_model(ctx)
-    second = TASK.fit(resumed_model, ctx, tmp_path / "resumed", lambda epoch, m: epochs_seen.append(epoch))
+    second = fit(TASK, resumed_model, ctx, tmp_path / "resumed", lambda epoch, m: epochs_seen.append(epoch))
     assert second.resumed_from_epoch == 1
     assert epochs_seen == [1, 2, 3]  # epoch 1 is not trained twice
     assert [h["epoch"] for h in second.history] == [1, 2, 3]

@@ -1,12 +1,13 @@
-"""Adversarial training options: a moving average of the weights (``ema_decay``) and a
-learning-rate schedule (``lr_schedule``)."""
+"""The engine with a step that updates its networks itself (GANs): a moving average of the
+weights (``ema_decay``), a learning-rate schedule, NaN stops, and what such a step refuses."""
 
 import pytest
 import torch
 
+from tests.tiny_tasks import Adversarial, image_batches
 from zooflow.models.gan import ImageGAN
-from zooflow.training.adversarial import train_adversarial
 from zooflow.training.device import seed_everything
+from zooflow.training.engine import Options, train
 from zooflow.training.gan_steps import ImageGanSteps
 
 
@@ -14,18 +15,18 @@ def _train(folder, decay, stop=None, seen=None, schedule="none", optimizers=None
     images = torch.linspace(-1, 1, 32 * 16 * 16).reshape(32, 1, 16, 16)
     model = ImageGAN(z_dim=4, image_size=16, width=0.25, attention=False)
     steps = ImageGanSteps({"generator": 1e-2, "discriminator": 1e-2}, (0.5, 0.999), "bce")
-    if optimizers is not None:  # keep the optimisers the loop builds, to read their final rates
-        build = steps.optimizers
-        steps.optimizers = lambda model: optimizers.update(build(model)) or optimizers
+    built = steps.optimizers(model)
+    if optimizers is not None:  # the caller reads the optimisers' final rates
+        optimizers.update(built)
 
     def select(scored):
         if seen is not None:
             seen.append({k: v.detach().clone() for k, v in scored.state_dict().items()})
         return {"score": 1.0}
 
-    result = train_adversarial(model, steps, images, epochs=3, batch_size=8, checkpoint_dir=folder, select=select,
-                               select_metric="score", goal="min", stop_after_epoch=stop, show_progress=False,
-                               average_decay=decay, lr_schedule=schedule)
+    result = train(model, Adversarial(steps, select), None, image_batches(images, 8), built,
+                   Options(epochs=3, select_metric="score", select_goal="min", ema_decay=decay, lr_schedule=schedule),
+                   folder, stop_after_epoch=stop, show_progress=False)
     return model, result
 
 
@@ -70,9 +71,16 @@ def test_a_cosine_schedule_ends_near_zero_and_an_interrupted_run_resumes_to_the_
         assert torch.equal(a, b)
 
 
-def test_an_unknown_schedule_is_named(tmp_path):
-    with pytest.raises(ValueError, match="lr_schedule must be 'none' or 'cosine', got 'poly'"):
-        _train(tmp_path / "c", None, schedule="poly")
+def test_clipping_or_accumulation_with_a_step_that_updates_itself_is_refused(tmp_path):
+    from zooflow.errors import UserError
+
+    images = torch.linspace(-1, 1, 16 * 16 * 16).reshape(16, 1, 16, 16)
+    model = ImageGAN(z_dim=4, image_size=16, width=0.25, attention=False)
+    steps = ImageGanSteps({"generator": 1e-2, "discriminator": 1e-2}, (0.5, 0.999), "bce")
+    task = Adversarial(steps, lambda scored: {"score": 1.0})
+    with pytest.raises(UserError, match="grad_clip_norm and accumulate_batches apply to tasks with one loss"):
+        train(model, task, None, image_batches(images, 8), steps.optimizers(model),
+              Options(epochs=1, grad_clip_norm=1.0), tmp_path, show_progress=False)
 
 
 def test_the_cycle_term_teaches_g_and_e_to_reconstruct_and_the_books_loss_has_none():
@@ -111,6 +119,7 @@ def test_a_nan_loss_in_adversarial_training_stops_and_names_the_loss(tmp_path):
     images = torch.linspace(-1, 1, 16 * 16 * 16).reshape(16, 1, 16, 16)
     model = ImageGAN(z_dim=4, image_size=16, width=0.25, attention=False)
     steps = Diverging({"generator": 1e-2, "discriminator": 1e-2}, (0.5, 0.999), "bce")
-    with pytest.raises(TrainingDiverged, match=r"epoch 1/2, batch 1/2: the training loss 'd_loss' is inf"):
-        train_adversarial(model, steps, images, epochs=2, batch_size=8, checkpoint_dir=tmp_path,
-                          select=lambda scored: {"score": 1.0}, select_metric="score", goal="min", show_progress=False)
+    with pytest.raises(TrainingDiverged, match=r"epoch 1/2 train, batch 1/2: the training loss 'd_loss' is inf"):
+        train(model, Adversarial(steps, lambda scored: {"score": 1.0}), None, image_batches(images, 8),
+              steps.optimizers(model), Options(epochs=2, select_metric="score", select_goal="min"), tmp_path,
+              show_progress=False)

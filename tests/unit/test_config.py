@@ -79,3 +79,28 @@ def test_a_file_that_is_not_a_mapping_is_named(tmp_path, text, found):
     with pytest.raises(ConfigError, match="expected a mapping") as error:
         load_task_file("classification", path)
     assert str(path) in str(error.value) and found in str(error.value)
+
+
+@pytest.mark.parametrize("overrides,message", [
+    ({"lr_schedule": "step"}, "lr_schedule 'step' needs lr_step_epochs"),
+    ({"epochs": 0, "pretrained": "none"}, "epochs 0 evaluates the pretrained model as it is, but pretrained is 'none'"),
+    ({"accumulate_batches": 0}, "accumulate_batches: Input should be greater than or equal to 1"),
+    ({"select_goal": "up"}, "select_goal: Input should be 'min' or 'max'"),
+])
+def test_engine_options_that_cannot_work_are_refused_naming_them(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        resolve("classification", "vgg16-finetune", "smoke", overrides=overrides)
+
+
+def test_engine_options_resolve_into_the_engine():
+    from zooflow.tasks import get_task
+    from zooflow.training.engine import Options
+
+    cfg = resolve("classification", "mobilenetv2-transfer", "smoke",
+                  overrides={"lr_schedule": "poly", "accumulate_batches": 4, "epochs": 0})
+    options = Options.from_config(cfg, get_task("classification"))
+    assert (options.lr_schedule, options.accumulate_batches, options.epochs) == ("poly", 4, 0)
+    assert options.mixed_precision and options.channels_last     # the classifier's convnets opt in
+    gan = resolve("generation", "dcgan", "smoke")
+    assert (gan.select_metric, gan.select_goal) == ("fid", "min")  # GANs keep their best validation FID
+    assert not Options.from_config(gan, get_task("generation")).mixed_precision

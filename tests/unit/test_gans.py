@@ -172,8 +172,9 @@ def test_judge_is_cached_by_data_content_and_reads_digits(tmp_path):
 
 
 def test_adversarial_training_resumes_to_the_same_weights_and_keeps_the_best_checkpoint(tmp_path):
-    from zooflow.training.adversarial import train_adversarial
+    from tests.tiny_tasks import Adversarial, image_batches
     from zooflow.training.device import seed_everything
+    from zooflow.training.engine import Options, train
 
     images = torch.rand(32, 1, 16, 16) * 2 - 1
     scores = {1: 9.0, 2: 5.0, 3: 7.0}  # validation score per epoch: epoch 2 is the best ("min")
@@ -182,9 +183,10 @@ def test_adversarial_training_resumes_to_the_same_weights_and_keeps_the_best_che
         model = ImageGAN(z_dim=4, image_size=16, width=0.25, attention=False)
         epochs = iter(range(first_epoch, 4))
         steps = ImageGanSteps({"generator": 1e-3, "discriminator": 1e-3}, (0.5, 0.999), "bce")
-        result = train_adversarial(model, steps, images, epochs=3, batch_size=8, checkpoint_dir=folder,
-                                   select=lambda gan: {"score": scores[next(epochs)]}, select_metric="score",
-                                   goal="min", stop_after_epoch=stop, show_progress=False)
+        task = Adversarial(steps, lambda gan: {"score": scores[next(epochs)]})
+        result = train(model, task, None, image_batches(images, 8), steps.optimizers(model),
+                       Options(epochs=3, select_metric="score", select_goal="min"), folder, stop_after_epoch=stop,
+                       show_progress=False)
         return model, result
 
     seed_everything(0)

@@ -27,7 +27,7 @@ def test_book_vgg16_has_the_books_parameter_count():
 def test_book_transfer_trains_exactly_the_head():
     ctx = context("vgg16-transfer", "book")
     model = TASK.build_model(ctx, pretrained=False)
-    optimizer = TASK.optimizer(model, ctx.cfg)
+    optimizer = TASK.optimizers(model, ctx)["model"]
     assert trainable(model) == HEAD_PARAMETERS
     assert [g["lr"] for g in optimizer.param_groups] == [1e-3]
 
@@ -35,7 +35,7 @@ def test_book_transfer_trains_exactly_the_head():
 def test_book_finetune_has_three_learning_rates_and_trains_everything():
     ctx = context("vgg16-finetune", "book")
     model = TASK.build_model(ctx, pretrained=False)
-    optimizer = TASK.optimizer(model, ctx.cfg)
+    optimizer = TASK.optimizers(model, ctx)["model"]
     rates = {g["name"]: (g["lr"], sum(p.numel() for p in g["params"])) for g in optimizer.param_groups}
     assert rates["features"] == (1e-4, 14_714_688)            # 13 conv layers
     assert rates["classifier"] == (5e-4, 25088 * 4096 + 4096 + 4096 * 4096 + 4096)  # FC1 + FC2
@@ -47,7 +47,7 @@ def test_unknown_parameter_group_is_an_error():
     ctx = context("vgg16-transfer", "smoke")
     cfg = ctx.cfg.model_copy(update={"lr": {"backbone": 0.1}})
     with pytest.raises(ValueError, match="unknown parameter groups"):
-        TASK.optimizer(TASK.build_model(ctx), cfg)
+        TASK.optimizers(TASK.build_model(ctx), ctx.__class__(cfg=cfg, info=ctx.info, data_root=ctx.data_root))
 
 
 def test_demo_vgg_is_smaller_but_same_shape():
@@ -113,5 +113,5 @@ def test_mobilenet_loads_the_packaged_imagenet_weights(tmp_path, monkeypatch):
 def test_mobilenet_transfer_trains_only_the_head():
     ctx = context("mobilenetv2-transfer", "smoke")
     model = TASK.build_model(ctx)
-    TASK.optimizer(model, ctx.cfg)
+    TASK.optimizers(model, ctx)
     assert trainable(model) == 1280 * 2 + 2

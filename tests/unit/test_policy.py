@@ -3,7 +3,7 @@
 import pytest
 
 from zooflow.config import Policy
-from zooflow.registry.policy import Candidate, decide
+from zooflow.registry.policy import NOT_TRAINED, Candidate, decide
 
 POLICY = Policy(threshold=0.7, margin=0.01, gpu_required_profiles=("book",))
 LINEAGE = {"run_id": "r", "git_commit": "c", "data_version": "d", "config_hash": "h"}
@@ -25,6 +25,10 @@ CASES = [
     ("missing lineage", candidate(lineage={**LINEAGE, "git_commit": ""}), None, False, "FAIL: lineage incomplete: no git_commit"),
     ("book profile trained on CPU", candidate(profile="book", device="cpu"), None, False, "the policy requires a GPU"),
     ("book profile trained on a GPU", candidate(profile="book", device="cuda:NVIDIA H100"), None, True, "ok: book profile trained on cuda"),
+    ("book profile evaluated only (epochs 0)", candidate(profile="book", device=NOT_TRAINED), None, True,
+     "ok: book profile not trained (epochs 0): no GPU needed"),
+    ("evaluated only, still below the threshold", candidate(0.6, profile="book", device=NOT_TRAINED), None, False,
+     "FAIL: accuracy 0.6000 misses threshold"),
 ]
 
 

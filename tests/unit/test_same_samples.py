@@ -15,7 +15,7 @@ def test_the_sentiment_baseline_scores_the_samples_the_model_scores(tmp_path, mo
     cfg = config.resolve("sentiment", "transformer", "smoke")
     ctx = RunContext(cfg=cfg, info=TASK.data_info(cfg, tmp_path), data_root=tmp_path)
     model_targets = torch.cat([labels for _, labels in TASK._loader(ctx, EVAL_SPLIT, False)])
-    assert len(TASK.dataset(ctx, EVAL_SPLIT)) > cfg.max_eval_samples == len(model_targets)
+    assert len(TASK._dataset(ctx, EVAL_SPLIT)) > cfg.max_eval_samples == len(model_targets)
     scored = []
     real = type(TASK)._scores
     monkeypatch.setattr(type(TASK), "_scores",

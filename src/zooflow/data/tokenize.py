@@ -63,6 +63,12 @@ TOKENIZERS: dict[str, Callable[[str], list[str]]] = {
 }
 
 
+# The packages each tokenizer needs where a model is served (its dictionary included).
+TOKENIZER_PACKAGES: dict[str, tuple[str, ...]] = {"book": (), "janome": ("janome",),
+                                                  "sudachi": ("sudachipy", "sudachidict-core"),
+                                                  "fugashi": ("fugashi", "unidic-lite")}
+
+
 def get_tokenizer(name: str) -> Callable[[str], list[str]]:
     if name not in TOKENIZERS:
         raise ValueError(f"unknown tokenizer '{name}'; choose one of {', '.join(TOKENIZERS)}")

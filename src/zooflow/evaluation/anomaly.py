@@ -14,7 +14,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 from zooflow import progress
 from zooflow.evaluation.keys import metric_key_map
-from zooflow.training.adversarial import frozen
+from zooflow.training.gan_steps import frozen
 
 # scikit-learn, not torchmetrics, for these: torchmetrics' binary metrics read scores outside
 # [0, 1] as logits and squash them with a sigmoid, which flattens residual sums of hundreds into
@@ -40,7 +40,8 @@ def anogan_scores(model, images: torch.Tensor, *, steps: int, lr: float, feature
     device = next(G.parameters()).device
     draw = torch.Generator().manual_seed(seed)
     scores, reconstructions = [], []
-    with (frozen(G, D),  # gradients for z only: none computed (or left behind) for the weights
+    with (torch.enable_grad(),  # the search needs gradients even when scoring runs under no_grad (validation)
+          frozen(G, D),  # gradients for z only: none computed (or left behind) for the weights
           progress.phase(f"AnoGAN latent search ({len(images):,} images x {steps} steps)", len(images) * steps,
                          "image-steps") as shown):
         for x in images.split(chunk):

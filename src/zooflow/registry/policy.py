@@ -9,6 +9,8 @@ from zooflow.config import Policy
 
 # A model version without these cannot be traced back to its code, data and config.
 LINEAGE_KEYS = ("run_id", "git_commit", "data_version", "config_hash")
+# The device tag of an ``epochs: 0`` run: pretrained weights evaluated as they are.
+NOT_TRAINED = "none (not trained: pretrained weights evaluated as they are)"
 
 
 @dataclass(frozen=True)
@@ -17,7 +19,7 @@ class Candidate:
     validation_passed: bool
     lineage: dict[str, str]
     profile: str
-    device: str  # "cpu" or "cuda:<name>"
+    device: str  # "cpu", "cuda:<name>" or NOT_TRAINED
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,10 @@ def decide(policy: Policy, metric_name: str, goal: str, candidate: Candidate,
                    "data validation passed" if candidate.validation_passed else "data validation failed"))
     missing = [key for key in LINEAGE_KEYS if not candidate.lineage.get(key)]
     checks.append((not missing, "lineage complete" if not missing else f"lineage incomplete: no {', '.join(missing)}"))
-    if candidate.profile in policy.gpu_required_profiles:
+    if candidate.profile in policy.gpu_required_profiles and candidate.device == NOT_TRAINED:
+        # the rule is about how a book-sized model was trained; this one was not trained here
+        checks.append((True, f"{candidate.profile} profile not trained (epochs 0): no GPU needed"))
+    elif candidate.profile in policy.gpu_required_profiles:
         on_gpu = candidate.device.startswith("cuda")
         checks.append((on_gpu, f"{candidate.profile} profile trained on {candidate.device}"
                                + ("" if on_gpu else " (the policy requires a GPU)")))

@@ -19,18 +19,21 @@ from zooflow.registry import serving
 from zooflow.tasks import get_task
 from zooflow.tasks.base import RunContext
 
-# What a serving environment needs to rebuild and run the model (no orchestration tools).
+# What every served model needs to rebuild and run (no orchestration tools); each task adds its
+# own (``Task.serving_packages``: a tokenizer, transformers, scikit-learn, PyAV, ...).
 SERVING_PACKAGES = ("torch", "torchvision", "torchmetrics", "mlflow", "numpy", "pandas", "pillow",
-                    "safetensors", "pydantic", "pyyaml", "matplotlib", "rich", "transformers", "janome")
+                    "safetensors", "pydantic", "pyyaml", "matplotlib", "rich")
 
 
 # The file MLflow logs as the model's code ("models from code"): it sets a TorchTaskModel.
 SERVED_MODEL_CODE = Path(__file__).with_name("served_model.py")
 
 
-def serving_requirements() -> list[str]:
-    """Pinned to what is installed here; given explicitly so logging never resolves over the network."""
-    return [f"{name}=={metadata.version(name)}" for name in SERVING_PACKAGES]
+def serving_requirements(ctx: RunContext) -> list[str]:
+    """The packages the model of ``ctx`` needs to serve: the common ones and its task's, pinned to
+    what is installed here; given explicitly so logging never resolves over the network."""
+    extra = get_task(ctx.cfg.module).serving_packages(ctx.cfg)
+    return [f"{name}=={metadata.version(name)}" for name in dict.fromkeys((*SERVING_PACKAGES, *extra))]
 
 
 def save_weights(model: torch.nn.Module, path: Path) -> Path:
@@ -102,5 +105,5 @@ def log_model(weights: Path, context_file: Path, data_root: Path, run_id: str) -
             name="model", python_model=str(SERVED_MODEL_CODE),
             artifacts={"weights": str(weights), "run_context": str(context_file)},
             code_paths=[str(Path(zooflow.__file__).parent)],  # the served model carries its own code
-            signature=signature, input_example=example, pip_requirements=serving_requirements())
+            signature=signature, input_example=example, pip_requirements=serving_requirements(ctx))
     return info.model_uri

@@ -29,10 +29,10 @@ from zooflow.evaluation import anomaly as scoring
 from zooflow.evaluation import gan_figures
 from zooflow.models.efficientgan import EfficientGAN
 from zooflow.models.gan import ImageGAN
-from zooflow.tasks.base import EpochCallback, RunContext
+from zooflow.tasks.base import RunContext
 from zooflow.tasks.digits import (DigitsData, class_name, normal_digits, normal_names, require_from_scratch,
                                   to_model_space)
-from zooflow.training.adversarial import train_adversarial
+from zooflow.training.engine import Loaders, Step
 from zooflow.training.gan_steps import BiGanSteps, ImageGanSteps
 
 
@@ -112,33 +112,39 @@ class AnomalyTask(DigitsData):
         keep = np.isin(digits.labels, normal) | spread_per_class(digits.labels, anomalies_per_digit, among=anomalous)
         return to_model_space(digits.images[keep], ctx.cfg.input_size), digits.labels[keep]
 
-    def fit(self, model: nn.Module, ctx: RunContext, checkpoint_dir: Path, on_epoch: EpochCallback,
-            stop_after_epoch: int | None = None):
+    def serving_packages(self, cfg: RunConfig) -> tuple[str, ...]:
+        """The anomaly scores' metrics module imports scikit-learn."""
+        return ("scikit-learn",)
+
+    def adversarial_steps(self, cfg: RunConfig):
+        return self._parts(cfg)[2](cfg)
+
+    def _selection_set(self, ctx: RunContext) -> tuple[torch.Tensor, np.ndarray]:
+        """(images, is_anomaly) the kept checkpoint and the threshold are picked on: every
+        validation normal and ``select_anomalies_per_class`` of each anomalous class. AnoGAN's
+        search makes scoring all of them each epoch costly; EfficientGAN scores in one pass and
+        takes them all (0), as 20 per class made its pick follow noise (test AUROC 0.68-0.76
+        over 3 seeds)."""
         cfg = ctx.cfg
-        # Capped profiles (demo, smoke) train and select on an even spread, so they take minutes
-        # on full-size data too (the demo digits are below every cap).
-        images = capped(self.dataset(ctx, "train", train=True).tensors[0], cfg.max_train_samples)
-        # The kept checkpoint and the threshold are picked on every validation normal and
-        # ``select_anomalies_per_class`` of each anomalous class: AnoGAN's search makes scoring
-        # all of them each epoch costly; EfficientGAN scores in one pass and takes them all
-        # (0), as 20 per class made its pick follow noise (test AUROC 0.68-0.76 over 3 seeds).
         val_images, val_digits = self._labelled(ctx, "val", cfg.select_anomalies_per_class or None)
         val_images, val_digits = capped(val_images, cfg.max_select_samples), capped(val_digits, cfg.max_select_samples)
-        is_anomaly = ~np.isin(val_digits, normal_digits(cfg))
+        return val_images, ~np.isin(val_digits, normal_digits(cfg))
 
-        def select(detector: nn.Module) -> dict[str, float]:
-            scores, _ = self._scores(detector, val_images, ctx)
-            return {"auroc": scoring.auroc(scores, is_anomaly)}
+    def loaders(self, ctx: RunContext) -> Loaders:
+        """The normal training digits, and one validation "batch": the selection set."""
+        return Loaders(self.train_loader(ctx), [self._selection_set(ctx)])
 
-        result = train_adversarial(model, self._parts(cfg)[2](cfg), images, epochs=cfg.epochs,
-                                   batch_size=cfg.batch_size, checkpoint_dir=checkpoint_dir, select=select,
-                                   select_metric="auroc", goal="max", select_every=cfg.select_every,
-                                   on_epoch=on_epoch, max_batches=cfg.max_batches, stop_after_epoch=stop_after_epoch,
-                                   average_decay=cfg.ema_decay, lr_schedule=cfg.lr_schedule)
-        if result.selected_epoch is not None:  # training finished: the threshold goes with the kept weights
-            scores, _ = self._scores(model, val_images, ctx)
-            model.threshold.fill_(scoring.pick_threshold(scores, is_anomaly))
-        return result
+    def validation_step(self, model: nn.Module, batch, ctx: RunContext, device) -> Step:
+        """AUROC on the selection set (select_metric: auroc)."""
+        images, is_anomaly = batch
+        scores, _ = self._scores(model, images, ctx)
+        return Step(None, {"auroc": scoring.auroc(scores, is_anomaly)})
+
+    def after_training(self, model: nn.Module, ctx: RunContext) -> None:
+        """The threshold goes with the kept weights: picked on the selection set."""
+        images, is_anomaly = self._selection_set(ctx)
+        scores, _ = self._scores(model, images, ctx)
+        model.threshold.fill_(scoring.pick_threshold(scores, is_anomaly))
 
     # -- evaluation -------------------------------------------------------------------------
     def eval_picks(self, ctx: RunContext, count: int) -> np.ndarray:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import pandas as pd
+import torch
 from torch import nn
 
 from zooflow.config import RunConfig
+from zooflow.training.engine import Step
 
 
 @dataclass(frozen=True)
@@ -28,14 +30,13 @@ class RunContext:
         return self.data_root / self.cfg.data.folder
 
 
-EpochCallback = Callable[[int, dict[str, float]], None]
-
-
 class Task(Protocol):
     name: str
     primary_metric: str
     goal: str  # "max" or "min"
     baseline_description: str  # what ``baseline`` predicts, for the card
+    mixed_precision: bool      # the engine's bf16 autocast on CUDA
+    channels_last: bool        # convnets: channels_last memory on CUDA
 
     def data_info(self, cfg: RunConfig, data_root: Path) -> dict[str, Any]:
         """JSON-able facts of the data the model is built from (stored with the model)."""
@@ -52,16 +53,32 @@ class Task(Protocol):
     def expectations(self, ctx: RunContext) -> list:
         """Great Expectations expectations for the manifest."""
 
-    def dataset(self, ctx: RunContext, split: str, train: bool):
-        """A torch Dataset reading the real on-disk format (``train`` picks augmentation)."""
+    def loaders(self, ctx: RunContext):
+        """The run's batches, a ``training.engine.Loaders`` (train, and val for validation and
+        selection); datasets, augmentation and collate live inside. Shuffling draws from the global
+        RNG (no private generator), whose state the checkpoint carries, so a resumed run sees the
+        batches an uninterrupted one would."""
 
     def build_model(self, ctx: RunContext, pretrained: bool = True) -> nn.Module:
         """The architecture of ``ctx.cfg``; ``pretrained=False`` skips loading weights (used
         when weights come from a checkpoint or a registered version next)."""
 
-    def fit(self, model: nn.Module, ctx: RunContext, checkpoint_dir: Path, on_epoch: EpochCallback,
-            stop_after_epoch: int | None = None):
-        """Train ``model``; returns the training loop's result (device, history, resume)."""
+    def optimizers(self, model: nn.Module, ctx: RunContext) -> dict[str, torch.optim.Optimizer]:
+        """The optimisers by name: one (over the parameter groups the config gives a learning
+        rate; the rest frozen) or one per network for models whose step takes turns (GANs)."""
+
+    def training_step(self, model: nn.Module, batch, ctx: RunContext, device: torch.device, optimizers) -> Step:
+        """One batch: a ``Step`` with the mean loss (the engine does backward, accumulation,
+        clipping and the update) and the batch's figures, or, for a step that updates its
+        networks itself (several optimisers), no loss and its losses as figures."""
+
+    def validation_step(self, model: nn.Module, batch, ctx: RunContext, device: torch.device) -> Step:
+        """One validation batch (run without gradients): a ``Step`` with its loss, if any, and the
+        figures ``select_metric`` may name (e.g. ``accuracy`` as a count of correct samples)."""
+
+    def after_training(self, model: nn.Module, ctx: RunContext) -> None:
+        """Finish the trained (or, with ``epochs: 0``, pretrained) model, e.g. an anomaly
+        detector's threshold picked on validation data. ``TaskDefaults`` does nothing."""
 
     def predict_split(self, model: nn.Module, ctx: RunContext) -> Any:
         """The model's outputs over the held-out split (whatever ``score`` and ``examples`` need),
@@ -85,9 +102,27 @@ class Task(Protocol):
     def input_example(self, ctx: RunContext) -> pd.DataFrame:
         """A raw-input example (at least two rows) for the model signature."""
 
+    def serving_packages(self, cfg: RunConfig) -> tuple[str, ...]:
+        """The packages (PyPI names) a served model of ``cfg`` needs beyond the common ones
+        (``registry/pyfunc.SERVING_PACKAGES``), e.g. a tokenizer or PyAV; pinned at logging."""
+
     def not_comparable(self, champion_info: dict[str, Any], info: dict[str, Any]) -> str | None:
         """Why a champion built from ``champion_info`` cannot be scored against a new model on
         the data of ``info`` (e.g. "predicts other classes (['a', 'b'])"), or None when it can."""
+
+
+class TaskDefaults:
+    """What most tasks share: fp32 steps, no finishing after training."""
+
+    mixed_precision = False
+    channels_last = False
+
+    def after_training(self, model: nn.Module, ctx: RunContext) -> None:
+        """Nothing to finish."""
+
+    def serving_packages(self, cfg: RunConfig) -> tuple[str, ...]:
+        """None beyond the common ones."""
+        return ()
 
 
 def other_classes(champion_info: dict[str, Any], info: dict[str, Any]) -> str | None:

@@ -23,8 +23,9 @@ from zooflow.data.importer import import_imagefolder
 from zooflow.data.raw_images import decode_image, image_items
 from zooflow.evaluation import classification as metrics
 from zooflow.models import mobilenet, vgg
-from zooflow.tasks.base import EpochCallback, RunContext, other_classes
-from zooflow.training.loop import train_supervised
+from zooflow.tasks.base import RunContext, TaskDefaults, other_classes
+from zooflow.training.classifier import classifier_step
+from zooflow.training.engine import Loaders
 from zooflow.training.optim import build_optimizer
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -47,12 +48,14 @@ def transforms(cfg: RunConfig, train: bool) -> v2.Compose:
                        v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
 
-class ClassificationTask:
+class ClassificationTask(TaskDefaults):
     name = "classification"
     primary_metric = "accuracy"
     goal = "max"
     baseline_description = "always predict the training split's majority class"
     not_comparable = staticmethod(other_classes)
+    mixed_precision = True
+    channels_last = True
 
     # -- data -------------------------------------------------------------------------------
     def data_info(self, cfg: RunConfig, data_root: Path) -> dict[str, Any]:
@@ -82,13 +85,13 @@ class ClassificationTask:
             gx.expectations.ExpectColumnValuesToBeInSet(column="in_other_split", value_set=[False]),
         ]
 
-    def dataset(self, ctx: RunContext, split: str, train: bool):
+    def _dataset(self, ctx: RunContext, split: str, train: bool):
         return imagefolder.DeclaredImageFolder(ctx.folder, split, transform=transforms(ctx.cfg, train))
 
     def _loader(self, ctx: RunContext, split: str, train: bool) -> DataLoader:
         # No private generator: shuffling and augmentation draw from the global RNG, whose state
         # the checkpoint carries, so a resumed run sees the same batches as an uninterrupted one.
-        return DataLoader(self.dataset(ctx, split, train), batch_size=ctx.cfg.batch_size, shuffle=train,
+        return DataLoader(self._dataset(ctx, split, train), batch_size=ctx.cfg.batch_size, shuffle=train,
                           num_workers=ctx.cfg.num_workers,
                           pin_memory=torch.cuda.is_available(), persistent_workers=False)
 
@@ -99,20 +102,22 @@ class ClassificationTask:
         build, _ = ARCHITECTURES[ctx.cfg.architecture]
         return build(ctx.cfg, len(ctx.info["classes"]), ctx.cfg.pretrained if pretrained else "none")
 
-    def optimizer(self, model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
+    def loaders(self, ctx: RunContext) -> Loaders:
+        """Augmented, shuffled training images; the validation split as scored."""
+        return Loaders(self._loader(ctx, "train", True), self._loader(ctx, "val", False))
+
+    def optimizers(self, model: nn.Module, ctx: RunContext) -> dict[str, torch.optim.Optimizer]:
         """SGD with momentum (the book's) over the groups the config gives a learning rate; every
         other parameter is frozen, so transfer learning trains the head only."""
+        cfg = ctx.cfg
         _, groups_of = ARCHITECTURES[cfg.architecture]
-        return build_optimizer(model, groups_of(model), cfg.lr, cfg.optimizer, cfg.momentum)
+        return {"model": build_optimizer(model, groups_of(model), cfg.lr, cfg.optimizer, cfg.momentum)}
 
-    def fit(self, model: nn.Module, ctx: RunContext, checkpoint_dir: Path, on_epoch: EpochCallback,
-            stop_after_epoch: int | None = None):
-        optimizer = self.optimizer(model, ctx.cfg)
-        return train_supervised(model, optimizer, self._loader(ctx, "train", True), self._loader(ctx, "val", False),
-                                epochs=ctx.cfg.epochs, checkpoint_dir=checkpoint_dir, on_epoch=on_epoch,
-                                max_batches=ctx.cfg.max_batches, channels_last=True,
-                                stop_after_epoch=stop_after_epoch, lr_schedule=ctx.cfg.lr_schedule,
-                                grad_clip_norm=ctx.cfg.grad_clip_norm)
+    def training_step(self, model: nn.Module, batch, ctx: RunContext, device, optimizers):
+        return classifier_step(model, batch, device, self.channels_last)
+
+    def validation_step(self, model: nn.Module, batch, ctx: RunContext, device):
+        return classifier_step(model, batch, device, self.channels_last)
 
     # -- evaluation -------------------------------------------------------------------------
     def predict_split(self, model: nn.Module, ctx: RunContext):
@@ -124,9 +129,9 @@ class ClassificationTask:
 
     def baseline(self, ctx: RunContext) -> dict[str, float]:
         """Always answer the majority class of the training split."""
-        train_targets = torch.tensor(self.dataset(ctx, "train", False).targets)
+        train_targets = torch.tensor(self._dataset(ctx, "train", False).targets)
         majority = int(torch.bincount(train_targets, minlength=len(ctx.info["classes"])).argmax())
-        val_targets = torch.tensor(self.dataset(ctx, "val", False).targets)
+        val_targets = torch.tensor(self._dataset(ctx, "val", False).targets)
         return metrics.scores(torch.full_like(val_targets, majority), val_targets, ctx.info["classes"])
 
     def examples(self, model: nn.Module, ctx: RunContext, predictions, folder: Path) -> list[Path]:

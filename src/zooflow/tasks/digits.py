@@ -12,13 +12,16 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from torch.utils.data import TensorDataset
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
 from zooflow import settings
 from zooflow.config import RunConfig
 from zooflow.data import mnist
 from zooflow.evaluation import generation as judging
-from zooflow.tasks.base import RunContext, other_classes
+from zooflow.data.subsets import capped
+from zooflow.tasks.base import RunContext, TaskDefaults, other_classes
+from zooflow.training.engine import Step
 
 
 def to_model_space(images: np.ndarray, size: int) -> torch.Tensor:
@@ -52,8 +55,9 @@ def require_from_scratch(cfg: RunConfig) -> None:
                          f"got {cfg.pretrained!r}")
 
 
-class DigitsData:
-    """The data half of the task contract for MNIST tasks."""
+class DigitsData(TaskDefaults):
+    """The data half of the task contract for MNIST tasks, and the training half of their GANs
+    (a subclass's ``adversarial_steps(cfg)`` gives the update rules, e.g. ``ImageGanSteps``)."""
 
     def data_info(self, cfg: RunConfig, data_root: Path) -> dict[str, Any]:
         """The names of labels 0-9 (``classes.txt``, else "0".."9"), the normal label ids and
@@ -100,10 +104,29 @@ class DigitsData:
         split_digits = mnist.load_split(ctx.folder, split)
         return split_digits.only(normal_digits(ctx.cfg)) if only_normal else split_digits
 
-    def dataset(self, ctx: RunContext, split: str, train: bool):
+    def _normal_images(self, ctx: RunContext, split: str) -> torch.Tensor:
         """The split's normal digits as model-space tensors (what the GAN learns from)."""
         digits = self.digits(ctx, split, only_normal=True)
-        return TensorDataset(to_model_space(digits.images, ctx.cfg.input_size), torch.from_numpy(digits.labels))
+        return to_model_space(digits.images, ctx.cfg.input_size)
+
+    # -- training -----------------------------------------------------------------------------
+    def train_loader(self, ctx: RunContext) -> DataLoader:
+        """Shuffled batches of the normal training images. Capped profiles (demo, smoke) train on
+        an even spread, so they take minutes on full-size data too (the demo digits are below
+        every cap). drop_last: a batch of one breaks batch norm, and equal batches keep the D/G
+        balance steady."""
+        images = capped(self._normal_images(ctx, "train"), ctx.cfg.max_train_samples)
+        return DataLoader(TensorDataset(images), batch_size=ctx.cfg.batch_size, shuffle=True,
+                          drop_last=len(images) > ctx.cfg.batch_size)
+
+    def optimizers(self, model: nn.Module, ctx: RunContext) -> dict[str, torch.optim.Optimizer]:
+        """One Adam per network (the book's betas from the config)."""
+        return self.adversarial_steps(ctx.cfg).optimizers(model)
+
+    def training_step(self, model: nn.Module, batch, ctx: RunContext, device, optimizers) -> Step:
+        """The networks' turns on one batch of real images; the step updates them itself."""
+        (real,) = batch
+        return Step(None, self.adversarial_steps(ctx.cfg).step(model, real.to(device, non_blocking=True), optimizers))
 
     def judge(self, ctx: RunContext) -> judging.DigitJudge:
         """The digit classifier trained on this data version's training split (cached)."""

@@ -24,9 +24,9 @@ from zooflow.data.subsets import capped
 from zooflow.evaluation import gan_figures
 from zooflow.evaluation import generation as judging
 from zooflow.models.gan import ImageGAN
-from zooflow.tasks.base import EpochCallback, RunContext, evaluate
+from zooflow.tasks.base import RunContext, evaluate
 from zooflow.tasks.digits import DigitsData, normal_digits, require_from_scratch
-from zooflow.training.adversarial import train_adversarial
+from zooflow.training.engine import Loaders, Step
 from zooflow.training.gan_steps import ImageGanSteps
 
 EVAL_SAMPLES = 1000
@@ -52,25 +52,23 @@ class GenerationTask(DigitsData):
         return ImageGAN(cfg.latent_dim, cfg.input_size, cfg.width, attention=cfg.architecture == "sagan",
                         discriminator_batchnorm=cfg.discriminator_batchnorm)
 
-    def fit(self, model: nn.Module, ctx: RunContext, checkpoint_dir: Path, on_epoch: EpochCallback,
-            stop_after_epoch: int | None = None):
-        cfg = ctx.cfg
-        # Capped profiles (demo, smoke) train and select on an even spread, so they take minutes
-        # on full-size data too (the demo digits are below every cap).
-        images = capped(self.dataset(ctx, "train", train=True).tensors[0], cfg.max_train_samples)
+    def adversarial_steps(self, cfg) -> ImageGanSteps:
+        return ImageGanSteps(cfg.lr, cfg.betas, LOSSES[cfg.architecture])
+
+    def loaders(self, ctx: RunContext) -> Loaders:
+        """The training digits, and one validation "batch": what FID needs to score a generator
+        (the digit judge and the validation split's normal digits, capped in demo and smoke)."""
+        train = self.train_loader(ctx)
         judge = self.judge(ctx)
-        val_real = capped(judging.to_signed(self.digits(ctx, "val", only_normal=True).images), cfg.max_select_samples)
+        val_real = capped(judging.to_signed(self.digits(ctx, "val", only_normal=True).images),
+                          ctx.cfg.max_select_samples)
+        return Loaders(train, [(judge, val_real)])
 
-        def select(gan: nn.Module) -> dict[str, float]:
-            fake = judging.sample(gan.generator, gan.z_dim, SELECT_SAMPLES, SELECT_SEED)
-            return {"fid": judging.fid(judge, val_real, fake)}
-
-        steps = ImageGanSteps(cfg.lr, cfg.betas, LOSSES[cfg.architecture])
-        return train_adversarial(model, steps, images, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                                 checkpoint_dir=checkpoint_dir, select=select, select_metric="fid", goal="min",
-                                 select_every=cfg.select_every, on_epoch=on_epoch, max_batches=cfg.max_batches,
-                                 stop_after_epoch=stop_after_epoch, average_decay=cfg.ema_decay,
-                                 lr_schedule=cfg.lr_schedule)
+    def validation_step(self, model: nn.Module, batch, ctx: RunContext, device) -> Step:
+        """FID of samples from a fixed z against the validation digits (select_metric: fid)."""
+        judge, val_real = batch
+        fake = judging.sample(model.generator, model.z_dim, SELECT_SAMPLES, SELECT_SEED)
+        return Step(None, {"fid": judging.fid(judge, val_real, fake)})
 
     # -- evaluation -------------------------------------------------------------------------
     def predict_split(self, model: nn.Module, ctx: RunContext) -> dict:

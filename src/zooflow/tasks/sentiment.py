@@ -24,13 +24,14 @@ from zooflow.config import RunConfig
 from zooflow.data import textfolder
 from zooflow.data.imagefolder import read_classes
 from zooflow.data.subsets import even_spread
-from zooflow.data.tokenize import build_vocab, encode, get_tokenizer
+from zooflow.data.tokenize import TOKENIZER_PACKAGES, build_vocab, encode, get_tokenizer
 from zooflow.evaluation import classification as metrics
 from zooflow.models import bert as bert_models
 from zooflow.models import transformer as transformer_models
 from zooflow.models.word_vectors import load_vectors
-from zooflow.tasks.base import EpochCallback, RunContext, other_classes
-from zooflow.training.loop import train_supervised
+from zooflow.tasks.base import RunContext, TaskDefaults, other_classes
+from zooflow.training.classifier import classifier_step
+from zooflow.training.engine import Loaders
 from zooflow.training.optim import build_optimizer
 
 EVAL_SPLIT = "test"
@@ -42,12 +43,13 @@ def _split(folder: str, split: str) -> tuple[list[str], list[int]]:
     return texts, labels
 
 
-class SentimentTask:
+class SentimentTask(TaskDefaults):
     name = "sentiment"
     primary_metric = "accuracy"
     goal = "max"
     baseline_description = "TF-IDF (word 1-2 grams) + logistic regression fitted on the training split"
     not_comparable = staticmethod(other_classes)
+    mixed_precision = True
 
     # -- data -------------------------------------------------------------------------------
     def data_info(self, cfg: RunConfig, data_root: Path) -> dict[str, Any]:
@@ -99,12 +101,12 @@ class SentimentTask:
         index = {word: i for i, word in enumerate(ctx.info["vocab"])}
         return lambda texts: torch.tensor([encode(t, tokenize, index, cfg.max_length) for t in texts], dtype=torch.long)
 
-    def dataset(self, ctx: RunContext, split: str, train: bool = False):
+    def _dataset(self, ctx: RunContext, split: str, train: bool = False):
         texts, labels = _split(str(ctx.folder), split)
         return TensorDataset(self.encoder(ctx)(texts), torch.tensor(labels, dtype=torch.long))
 
     def _loader(self, ctx: RunContext, split: str, train: bool) -> DataLoader:
-        dataset = self.dataset(ctx, split, train)
+        dataset = self._dataset(ctx, split, train)
         picks = None if train else even_spread(len(dataset), ctx.cfg.max_eval_samples)
         if picks is not None:  # smoke runs score an even spread of the split (both classes), not its first rows
             dataset = Subset(dataset, picks.tolist())
@@ -127,17 +129,25 @@ class SentimentTask:
         return transformer_models.TransformerClassifier(len(ctx.info["vocab"]), cfg.embedding_dim, cfg.max_length,
                                                         classes, vectors=vectors)
 
-    def optimizer(self, model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
-        groups = (bert_models.param_groups if cfg.architecture == "bert" else transformer_models.param_groups)(model)
-        return build_optimizer(model, groups, cfg.lr, cfg.optimizer, cfg.momentum)
+    def serving_packages(self, cfg: RunConfig) -> tuple[str, ...]:
+        """BERT's tokenizer comes with transformers; the Transformer's with its tokenizer's package."""
+        return ("transformers",) if cfg.architecture == "bert" else TOKENIZER_PACKAGES[cfg.tokenizer]
 
-    def fit(self, model: nn.Module, ctx: RunContext, checkpoint_dir: Path, on_epoch: EpochCallback,
-            stop_after_epoch: int | None = None):
-        return train_supervised(model, self.optimizer(model, ctx.cfg), self._loader(ctx, "train", True),
-                                self._loader(ctx, EVAL_SPLIT, False), epochs=ctx.cfg.epochs,
-                                checkpoint_dir=checkpoint_dir, on_epoch=on_epoch, max_batches=ctx.cfg.max_batches,
-                                stop_after_epoch=stop_after_epoch, lr_schedule=ctx.cfg.lr_schedule,
-                                grad_clip_norm=ctx.cfg.grad_clip_norm)
+    def loaders(self, ctx: RunContext) -> Loaders:
+        """Shuffled training texts; validation on the held-out split the model is scored on
+        (the book's; nothing is selected on it unless a config sets ``select_metric``)."""
+        return Loaders(self._loader(ctx, "train", True), self._loader(ctx, EVAL_SPLIT, False))
+
+    def optimizers(self, model: nn.Module, ctx: RunContext) -> dict[str, torch.optim.Optimizer]:
+        cfg = ctx.cfg
+        groups = (bert_models.param_groups if cfg.architecture == "bert" else transformer_models.param_groups)(model)
+        return {"model": build_optimizer(model, groups, cfg.lr, cfg.optimizer, cfg.momentum)}
+
+    def training_step(self, model: nn.Module, batch, ctx: RunContext, device, optimizers):
+        return classifier_step(model, batch, device)
+
+    def validation_step(self, model: nn.Module, batch, ctx: RunContext, device):
+        return classifier_step(model, batch, device)
 
     # -- evaluation -------------------------------------------------------------------------
     def predict_split(self, model: nn.Module, ctx: RunContext):

@@ -1,1 +1,2 @@
-"""The shared training loop: device, AMP, seeds, checkpoints and resume."""
+"""The one training engine (``engine.py``) and what it is built from: device, seeds,
+checkpoints, optimisers and schedules, the shared classifier step and the GANs' update rules."""

@@ -1,4 +1,5 @@
-"""The update rules of the book's GANs, one class each, for ``training.adversarial``.
+"""The update rules of the book's GANs, one class each: a GAN task's ``training_step`` hands
+the engine (``training.engine``) the figures of one ``step``, which updates the networks itself.
 
 Fixes of the book's code: real/fake targets are float tensors (the book built them as integer
 tensors, which BCE-with-logits rejects on current PyTorch), and each network's step leaves the
@@ -7,11 +8,25 @@ other's parameters out of the graph instead of relying on zeroing their gradient
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zooflow.training.adversarial import frozen
+
+@contextmanager
+def frozen(*modules: nn.Module):
+    """A context in which ``modules``' parameters take no gradients: the other network's step,
+    or a search over inputs that must not spend a backward pass on the weights."""
+    parameters = [p for m in modules for p in m.parameters() if p.requires_grad]
+    for p in parameters:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in parameters:
+            p.requires_grad_(True)
 
 
 def _adam(module: nn.Module, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:

@@ -26,11 +26,26 @@ def build_optimizer(model: nn.Module, groups: dict[str, list[nn.Parameter]], lr:
     return OPTIMIZERS[kind](param_groups, **extra)
 
 
-def epoch_scheduler(optimizer: torch.optim.Optimizer, kind: str, epochs: int) -> torch.optim.lr_scheduler.LRScheduler:
-    """The per-epoch learning-rate schedule: ``none`` (constant) or ``cosine`` (from the set
-    rate down to 0 at the last epoch: the weights settle instead of swinging to the end)."""
-    if kind == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1))
+SCHEDULES = ("none", "step", "cosine", "poly")
+
+
+def epoch_scheduler(optimizer: torch.optim.Optimizer, kind: str, epochs: int, step_epochs: int | None = None,
+                    gamma: float = 0.1, power: float = 0.9) -> torch.optim.lr_scheduler.LRScheduler:
+    """The per-epoch learning-rate schedule, stepped after each epoch:
+
+    - ``none``: constant;
+    - ``step``: times ``gamma`` every ``step_epochs`` epochs (the book's SSD recipe style);
+    - ``cosine``: from the set rate down to 0 at the last epoch (the weights settle instead of
+      swinging to the end);
+    - ``poly``: ``(1 - epoch / epochs) ** power`` (PSPNet's schedule, power 0.9)."""
     if kind == "none":
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
-    raise ValueError(f"lr_schedule must be 'none' or 'cosine', got {kind!r}")
+    if kind == "step":
+        if not step_epochs:
+            raise ValueError("lr_schedule 'step' needs lr_step_epochs (the epochs between two drops)")
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=step_epochs, gamma=gamma)
+    if kind == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1))
+    if kind == "poly":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: max(1 - epoch / max(epochs, 1), 0.0) ** power)
+    raise ValueError(f"lr_schedule must be one of {', '.join(SCHEDULES)}, got {kind!r}")
