@@ -165,20 +165,26 @@ def data_commit() -> None:
 
 @data_app.command("status")
 def data_status() -> None:
-    """The data version of each task and whether data/ matches data.dvc."""
+    """The data version of each task's folder and whether it matches data.dvc (each task is
+    checked on its own: a clone may hold only the folders its tasks pulled)."""
     from zooflow.config import config_dir, load_task_file
     from zooflow.data import store
 
     root = _root()
     console.print(f"data.dvc md5: {store.pointer_md5(root)}")
-    console.print(f"data/ matches data.dvc: {store.is_clean(root)}")
     for file in sorted(config_dir().glob("*.yaml")):
         folder = load_task_file(file.stem, file).data.folder
         try:
             version = store.version(root, folder)
-            console.print(f"  {file.stem}: {version.tag} ({version.files} files)")
         except store.DataError as error:
             console.print(f"  {file.stem}: {error}")
+            continue
+        if not (root / store.DATA_DIR / folder).is_dir():
+            state = "not pulled (a run of this task pulls it)"
+        else:
+            changed = store.changes(root, folder)
+            state = "matches data.dvc" if not changed else f"{len(changed)} change(s) not recorded, e.g. {changed[0]}"
+        console.print(f"  {file.stem}: data/{folder} {version.tag} ({version.files} files): {state}")
 
 
 @app.command()

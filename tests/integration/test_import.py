@@ -36,7 +36,8 @@ def test_import_records_a_new_data_version(project, tmp_path):
     assert store.is_clean(project)
 
     status = CliRunner().invoke(app, ["data", "status"])
-    assert status.exit_code == 0 and after.tag in status.output and "matches data.dvc: True" in status.output
+    assert status.exit_code == 0, status.output
+    assert f"classification: data/classification {after.tag} (25 files): matches data.dvc" in status.output
 
 
 def test_import_rejects_a_folder_without_splits(project, tmp_path):

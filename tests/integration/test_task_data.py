@@ -49,7 +49,7 @@ def test_an_unrecorded_edit_blocks_only_the_task_whose_folder_it_is_in(two_tasks
         assert change in message
 
 
-def test_a_fresh_clone_pulls_only_the_folder_its_task_needs(two_tasks, tmp_path):
+def test_a_fresh_clone_pulls_only_the_folder_its_task_needs(two_tasks, tmp_path, monkeypatch):
     git(two_tasks, "add", "data.dvc", ".gitignore", ".dvc/config", ".dvc/.gitignore", ".dvcignore")
     git(two_tasks, "commit", "-q", "-m", "data version")
     clone = tmp_path / "clone"
@@ -66,6 +66,15 @@ def test_a_fresh_clone_pulls_only_the_folder_its_task_needs(two_tasks, tmp_path)
     sentiment_md5s = set(store.recorded(two_tasks, "sentiment-en").values())
     cached = {f"{p.parent.name}{p.name}" for p in (clone / ".dvc" / "cache").rglob("*") if p.is_file()}
     assert not sentiment_md5s & cached  # not even downloaded into the cache
+    from typer.testing import CliRunner
+
+    from zooflow.cli import app
+
+    monkeypatch.setenv("ZOOFLOW_HOME", str(clone))
+    status = CliRunner().invoke(app, ["data", "status"])
+    assert status.exit_code == 0, status.output
+    assert f"classification: data/classification {version.tag} ({version.files} files): matches data.dvc" in status.output
+    assert "sentiment: data/sentiment-en" in status.output and "not pulled (a run of this task pulls it)" in status.output
     # With a folder left out, recording data/ would drop it from the new version: refused.
     with pytest.raises(store.DataError, match="data/sentiment-en recorded in .* but not on disk"):
         store.commit(clone)
