@@ -180,7 +180,7 @@ def evaluate(run: dict, trained: dict) -> dict:
     baseline = task.baseline(ctx)
     tracker = tracking.RunTracker(run["run_id"])
     tracker.log_metrics(scores, prefix="val.")
-    _log_renamed_metric_keys(tracker, ctx.info.get("classes") or [])
+    _log_renamed_metric_keys(tracker, task.metric_labels(ctx.info))
     tracker.log_metrics(baselines.flat(baseline), prefix="baseline.")  # one baseline or {name: metrics}
     figures = task.examples(model, ctx, predictions, Path(trained["workdir"]) / "card")
     champion = versions.by_alias(ctx.cfg.registered_name, versions.CHAMPION)

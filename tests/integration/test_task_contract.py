@@ -67,6 +67,7 @@ def test_a_model_goes_through_every_step_of_the_contract(task_name, model_name, 
     report = validate(manifest, task.expectations(ctx), suite_name=f"{cfg.task}-contract")
     assert report.success, report.failures
     assert task.not_comparable(info, info) is None
+    assert all(isinstance(label, str) for label in task.metric_labels(info))
 
     # training: loaders, optimisers, one step the engine can use, one validation step
     torch.manual_seed(0)

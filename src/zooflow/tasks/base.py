@@ -102,6 +102,10 @@ class Task(Protocol):
     def input_example(self, ctx: RunContext) -> pd.DataFrame:
         """A raw-input example (at least two rows) for the model signature."""
 
+    def metric_labels(self, info: dict[str, Any]) -> list[str]:
+        """The labels that name per-class metrics (``accuracy_class_<label>``...), so the run can
+        keep the map from a label that had to change to be an MLflow key back to the label."""
+
     def serving_packages(self, cfg: RunConfig) -> tuple[str, ...]:
         """The packages (PyPI names) a served model of ``cfg`` needs beyond the common ones
         (``registry/pyfunc.SERVING_PACKAGES``), e.g. a tokenizer or PyAV; pinned at logging."""
@@ -123,6 +127,10 @@ class TaskDefaults:
     def serving_packages(self, cfg: RunConfig) -> tuple[str, ...]:
         """None beyond the common ones."""
         return ()
+
+    def metric_labels(self, info: dict[str, Any]) -> list[str]:
+        """The class names of the data (every task so far names per-class metrics by them)."""
+        return [str(label) for label in info.get("classes") or []]
 
 
 def other_classes(champion_info: dict[str, Any], info: dict[str, Any]) -> str | None:
