@@ -35,7 +35,7 @@ def main() -> None:
     model.to(device)
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
-    inputs = torch.randn(cfg.batch_size, 3, cfg.input_size, cfg.input_size, device=device)
+    inputs = torch.randn(cfg.batch_size, 3, cfg.params.input_size, cfg.params.input_size, device=device)
     targets = torch.randint(0, 2, (cfg.batch_size,), device=device)
     criterion = torch.nn.CrossEntropyLoss()
     for step in range(args.steps + 2):
@@ -52,7 +52,7 @@ def main() -> None:
         torch.cuda.synchronize()
     seconds = time.perf_counter() - started
     print(f"{args.model}/{args.profile} on {device}: {args.steps * cfg.batch_size / seconds:.1f} images/s "
-          f"(batch {cfg.batch_size}, {cfg.input_size}px)")
+          f"(batch {cfg.batch_size}, {cfg.params.input_size}px)")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 A task file declares its data checks, its promotion policy, its retraining schedule and its
 models; each model has ``defaults`` plus one block per profile (``smoke`` / ``demo`` /
 ``book``). Resolving (task, model, profile) merges the two blocks into one ``RunConfig``.
+What only one task reads sits in a block's ``params:`` mapping, typed by the task module's own
+class (``tasks/params.py``) and merged key by key: defaults, then profile, then overrides.
 Every level forbids unknown keys, and the error names the file and the key.
 """
 
@@ -11,13 +13,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, ValidationInfo, create_model,
+                      field_validator, model_validator)
+
 from zooflow.errors import UserError
+from zooflow.tasks.params import FLAT_KEYS_BEFORE_PARAMS, TaskParams, params_class
 
 PROFILES = ("smoke", "demo", "book")
 
@@ -65,10 +71,6 @@ class RunConfig(Strict):
     description: str
     limitations: tuple[str, ...]
     pretrained: str = Field(description="imagenet | <path to a state_dict> | none")
-    input_size: int = 0
-    resize: int = 0
-    width: float = 1.0
-    hidden: int = 0
     epochs: int = Field(ge=0, description="0: train nothing, evaluate and register the pretrained model as it is")
     batch_size: int = Field(ge=1)
     momentum: float = 0.9
@@ -80,19 +82,7 @@ class RunConfig(Strict):
     max_eval_samples: int | None = Field(None, description="score an even spread of this many samples (smoke runs)")
     max_train_samples: int | None = Field(None, description="train on an even spread of at most this many samples "
                                                             "(demo and smoke runs on full-size data)")
-    max_select_samples: int | None = Field(None, description="adversarial training: pick the kept checkpoint on "
-                                                             "an even spread of at most this many validation samples")
-    tokenizer: str = "book"
-    max_length: int = 256
-    min_freq: int = 10
-    embedding_dim: int = 0
-    latent_dim: int = Field(20, description="GANs: size of z")
     betas: tuple[float, float] = Field((0.9, 0.999), description="Adam's betas (GANs: the book's (0.0, 0.9))")
-    normal_labels: tuple[str, ...] = Field((), description="GANs: the labels the model learns (generators: the "
-                                                           "digits to draw; anomaly: the normal digits)")
-    search_steps: int = Field(0, description="AnoGAN: Adam steps of the latent search per image")
-    search_lr: float = 0.0
-    feature_weight: float = Field(0.1, description="anomaly score = (1-w) pixel residual + w feature residual")
     select_every: int = Field(1, ge=1, description="validate every N epochs (and at the last)")
     select_metric: str | None = Field(None, description="keep the weights that score best on this validation "
                                                         "figure (e.g. fid, auroc, accuracy); unset: keep the last")
@@ -100,11 +90,6 @@ class RunConfig(Strict):
     ema_decay: float | None = Field(None, gt=0, lt=1, description="train with an exponential moving average of "
                                                                   "the weights (decay per step) and validate and "
                                                                   "keep the average")
-    select_anomalies_per_class: int = Field(20, ge=0, description="anomaly: the checkpoint-selection set is every "
-                                                                   "validation normal and this many of each "
-                                                                   "anomalous class (0: all)")
-    reconstruction_weight: float = Field(0.0, ge=0, description="EfficientGAN: weight of the mean |x - G(E(x))| "
-                                                                 "term in G and E's loss (0: the book's loss)")
     grad_clip_norm: float | None = Field(None, gt=0, description="clip the gradients' global L2 norm to this "
                                                                 "(the book's SSD: 2.0); unset: no clipping")
     lr_schedule: Literal["none", "step", "cosine", "poly"] = Field(
@@ -115,10 +100,25 @@ class RunConfig(Strict):
     lr_poly_power: float = Field(0.9, gt=0, description="poly schedule: the power (PSPNet: 0.9)")
     accumulate_batches: int = Field(1, ge=1, description="sum the gradients of N batches before each update "
                                                          "(a batch N times larger in memory of one)")
-    discriminator_batchnorm: bool = Field(False, description="GANs: batch norm in D (the DCGAN paper's; the "
-                                                            "book's D has none)")
+    params: SerializeAsAny[TaskParams] = Field(
+        default_factory=dict, validate_default=True,
+        description="the task module's own parameters (tasks/params.py), e.g. input_size or tokenizer")
     data: DataChecks
     policy: Policy
+
+    @field_validator("params", mode="before")
+    @classmethod
+    def _typed_params(cls, value: Any, info: ValidationInfo) -> Any:
+        """The ``params`` mapping as its task module's class (``module`` is validated before it)."""
+        module = info.data.get("module")
+        if module is None:  # module itself is missing or invalid: that error is the one to read
+            raise ValueError("cannot check params without a valid module")
+        expected = params_class(module)
+        if type(value) is expected:
+            return value
+        if isinstance(value, TaskParams):  # another task's: re-checked key by key, so a stray key is named
+            value = value.model_dump()
+        return expected.model_validate(value)
 
     @model_validator(mode="after")
     def _coherent(self) -> "RunConfig":
@@ -131,9 +131,12 @@ class RunConfig(Strict):
     @model_validator(mode="before")
     @classmethod
     def _older_versions(cls, values: Any) -> Any:
-        """Configs stored with versions registered before ``module`` existed still load."""
+        """Configs stored with versions registered before ``module`` or ``params`` existed still
+        load (``run_context.json`` of a registered version, a run's ``resolved_config.json``)."""
         if isinstance(values, dict) and "module" not in values and "task" in values:
             values = {**values, "module": values["task"]}
+        if isinstance(values, dict) and "params" not in values:
+            values = _flat_params_moved(values)
         return values
 
     def digest(self) -> str:
@@ -147,13 +150,53 @@ class RunConfig(Strict):
         return f"{self.task}-{self.model}"
 
 
+def _flat_params_moved(values: dict) -> dict:
+    """An old flat config with its task-specific keys moved into ``params``. Every old config
+    carried all of them whatever its task (a GAN's had ``tokenizer: book``), so the keys its task
+    module does not declare were unused defaults and are dropped."""
+    if not any(key in values for key in FLAT_KEYS_BEFORE_PARAMS):
+        return values
+    try:
+        declared = params_class(values.get("module")).model_fields
+    except ValueError:  # no such module: leave the keys where they are, to be named as unknown
+        return values
+    params = {key: values[key] for key in FLAT_KEYS_BEFORE_PARAMS if key in values and key in declared}
+    rest = {key: value for key, value in values.items() if key not in FLAT_KEYS_BEFORE_PARAMS}
+    return {**rest, "params": params}
+
+
 # What the task file decides; every other RunConfig field a model's defaults or profile may set.
 _TASK_LEVEL = {"task", "module", "model", "profile", "architecture", "description", "limitations", "data", "policy"}
 
+
+@cache
+def _params_block(module: str) -> type[Strict]:
+    """A ``params:`` block of one task module's models: its keys, each optional (a profile sets
+    some, the defaults others); their ranges are checked once merged, in ``resolve``."""
+    declared = params_class(module)
+    return create_model(f"{declared.__name__}Block", __base__=Strict,
+                        **{name: (field.annotation | None, None) for name, field in declared.model_fields.items()})
+
+
+class _TrainingBlock(Strict):
+    params: dict[str, Any] | None = Field(None, description="the task module's parameters (tasks/params.py)")
+
+    @field_validator("params", mode="before")
+    @classmethod
+    def _known_params(cls, value: Any, info: ValidationInfo) -> Any:
+        """Checked against the task module's keys when the caller knows the module (a task file
+        passes it as the validation context; ``--set`` alone does not, ``resolve`` checks it)."""
+        module = (info.context or {}).get("module")
+        if module is None or not isinstance(value, dict):
+            return value
+        return _params_block(module).model_validate(value).model_dump(exclude_unset=True)
+
+
 TrainingOverrides = create_model(
-    "TrainingOverrides", __base__=Strict,
+    "TrainingOverrides", __base__=_TrainingBlock,
     __doc__="One profile block (or the model's defaults): every RunConfig training field, optional; none unknown.",
-    **{name: (field.annotation | None, None) for name, field in RunConfig.model_fields.items() if name not in _TASK_LEVEL})
+    **{name: (field.annotation | None, None) for name, field in RunConfig.model_fields.items()
+       if name not in _TASK_LEVEL | {"params"}})
 
 
 class ModelSpec(Strict):
@@ -174,17 +217,36 @@ class TaskFile(Strict):
     models: dict[str, ModelSpec]
 
 
-def _error_text(error: ValidationError) -> str:
+def _error_text(error: ValidationError, module: str | None = None, within: tuple[str, ...] = ()) -> str:
+    """One line per problem, each naming its key (``within``: where the validated mapping sits);
+    ``module``: the task module, whose parameter names help with an unknown key."""
     lines = []
     for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"])
+        loc = (*within, *item["loc"])
+        where = ".".join(str(part) for part in loc)
         if item["type"] == "extra_forbidden":
-            lines.append(f"unknown key '{item['loc'][-1]}' at {where}")
+            lines.append(f"unknown key '{loc[-1]}' at {where}{_params_hint(loc, module)}")
         elif where:
             lines.append(f"{where}: {item['msg']}")
         else:  # a rule over several keys (a model validator): its own words say which
             lines.append(item["msg"].removeprefix("Value error, "))
     return "; ".join(lines)
+
+
+def _params_hint(loc: tuple, module: str | None) -> str:
+    """For an unknown key: the keys a ``params:`` block may hold, or that the key is a parameter
+    of the task now (files written before ``params`` existed set them beside ``epochs``)."""
+    try:
+        declared = list(params_class(module).model_fields) if module else []
+    except ValueError:
+        return ""
+    if not declared:
+        return ""
+    if "params" in loc[:-1]:
+        return f" ({module} params: {', '.join(declared)})"
+    if loc[-1] in declared:
+        return f" (a {module} parameter: set it under params:)"
+    return ""
 
 
 def config_dir() -> Path:
@@ -224,10 +286,13 @@ def load_task_file(task: str, path: Path | None = None) -> TaskFile:
         known = sorted(p.stem for p in path.parent.glob("*.yaml"))
         raise ConfigError(f"no config for task '{task}' ({path}); known tasks: {', '.join(known)}")
     raw = _read_yaml(path)
+    module = raw.get("module") or raw.get("task")
+    module = module if isinstance(module, str) else None  # a wrong type is TaskFile's error to name
     try:
-        return TaskFile.model_validate(raw)
+        # The module in the context lets every model's params blocks be checked against its keys.
+        return TaskFile.model_validate(raw, context={"module": module})
     except ValidationError as error:
-        raise ConfigError(f"{path}: {_error_text(error)}") from None
+        raise ConfigError(f"{path}: {_error_text(error, module)}") from None
 
 
 def resolve(task: str, model: str, profile: str, path: Path | None = None,
@@ -239,21 +304,37 @@ def resolve(task: str, model: str, profile: str, path: Path | None = None,
     spec = task_file.models[model]
     if profile not in spec.profiles:
         raise ConfigError(f"model '{model}' has no profile '{profile}'; profiles: {', '.join(spec.profiles)}")
+    module = task_file.module or task
     merged: dict[str, Any] = spec.defaults.model_dump(exclude_none=True)
-    merged.update(spec.profiles[profile].model_dump(exclude_none=True))
-    for key, value in (overrides or {}).items():
+    block = spec.profiles[profile].model_dump(exclude_none=True)
+    # params merge key by key (the defaults name the labels, a profile the sizes); any other
+    # key of the profile replaces the defaults' (a profile's lr is the whole set of rates).
+    params = {**merged.pop("params", {}), **block.pop("params", {})}
+    merged.update(block, params=params)
+    for key, value in _checked_overrides(overrides or {}, module).items():
         # a dict override (``--set lr.head=1e-3``) changes those entries and keeps the others
         both_dicts = isinstance(value, dict) and isinstance(merged.get(key), dict)
         merged[key] = {**merged[key], **value} if both_dicts else value
-    if "input_size" in merged:
-        merged.setdefault("resize", merged["input_size"])
     try:
-        return RunConfig(task=task, module=task_file.module or task, model=model, profile=profile,
-                         architecture=spec.architecture,
+        return RunConfig(task=task, module=module, model=model, profile=profile, architecture=spec.architecture,
                          description=spec.description, limitations=spec.limitations,
                          data=task_file.data, policy=task_file.policy, **merged)
     except ValidationError as error:
-        raise ConfigError(f"{path or config_path(task)} [{model}/{profile}]: {_error_text(error)}") from None
+        raise ConfigError(f"{path or config_path(task)} [{model}/{profile}]: {_error_text(error, module)}") from None
+
+
+def _checked_overrides(overrides: dict[str, Any], module: str) -> dict[str, Any]:
+    """``overrides`` with their ``params`` checked against the task module's keys: ``--set``
+    cannot know the task, so ``params.tokenizer`` on a GAN is named here."""
+    if not isinstance(overrides.get("params"), dict):
+        return overrides
+    try:
+        params = _params_block(module).model_validate(overrides["params"]).model_dump(exclude_unset=True)
+    except ValidationError as error:
+        raise ConfigError(f"--set: {_error_text(error, module, within=('params',))}") from None
+    except ValueError as error:  # a module with no parameter class
+        raise ConfigError(f"--set: {error}") from None
+    return {**overrides, "params": params}
 
 
 def book_pretrained(task: str, model: str) -> str | None:
@@ -269,8 +350,9 @@ def book_pretrained(task: str, model: str) -> str | None:
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     """``--set`` arguments (``key=value``) as config overrides. Values are read as YAML
     (``3``, ``1e-4``, ``true``, ``[0.5, 0.999]``, ``{head: 1e-3}``); ``a.b=v`` sets entry ``b``
-    of the dict field ``a`` (e.g. ``lr.head=1e-3``). Checked like a profile block in a task
-    file: an unknown key or a value of the wrong type is a ConfigError naming the argument."""
+    of the dict field ``a`` (e.g. ``lr.head=1e-3``, ``params.tokenizer=sudachi``). Checked like a
+    profile block in a task file: an unknown key or a value of the wrong type is a ConfigError
+    naming the argument (``params`` keys once the task is known, in ``resolve``)."""
     overrides: dict[str, Any] = {}
     for pair in pairs:
         key, equals, text = pair.partition("=")

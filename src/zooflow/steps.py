@@ -77,10 +77,10 @@ def start_run(task: str, model: str, profile: str, seed: int | None = None,
     for dead in tracking.reap_dead_runs(experiment, {"task": task, "model": model}, by_run=run.info.run_id):
         log.info("run %s of %s was left RUNNING by a process that is gone: marked KILLED", dead, cfg.registered_name)
     tracker = tracking.RunTracker(run.info.run_id)
-    tracker.log_params({"architecture": cfg.architecture, "pretrained": cfg.pretrained, "input_size": cfg.input_size,
-                        "width": cfg.width, "hidden": cfg.hidden, "epochs": cfg.epochs, "batch_size": cfg.batch_size,
-                        "momentum": cfg.momentum, "seed": cfg.seed,
-                        **{f"lr_{group}": lr for group, lr in cfg.lr.items()}})
+    # The task's own parameters under their own names (a classifier's input_size, width, hidden as before).
+    tracker.log_params({"architecture": cfg.architecture, "pretrained": cfg.pretrained, "epochs": cfg.epochs,
+                        "batch_size": cfg.batch_size, "momentum": cfg.momentum, "seed": cfg.seed,
+                        **{f"lr_{group}": lr for group, lr in cfg.lr.items()}, **cfg.params.model_dump(mode="json")})
     tracker.log_json(cfg.model_dump(mode="json"), "config/resolved_config.json")
     log.info("run %s: %s [%s]", run.info.run_id, cfg.registered_name, profile)
     return {"run_id": run.info.run_id, "task": task, "model": model, "profile": profile, "overrides": overrides,

@@ -148,7 +148,7 @@ def test_generator_pyfunc_answers_pngs_and_the_same_seed_gives_the_same_images(t
     assert list(again["image"]) == list(first["image"][:2])
     assert first["image"][0] != first["image"][2]
     image = Image.open(io.BytesIO(first["image"][0]))
-    assert image.mode == "L" and image.size == (cfg.input_size, cfg.input_size)
+    assert image.mode == "L" and image.size == (cfg.params.input_size, cfg.params.input_size)
     with pytest.raises(ValueError, match="count must be 1-1024"):
         TASK.predict(model, ctx, [(1, 0)])
 

@@ -47,3 +47,27 @@ def test_a_run_keeps_the_config_it_started_with_and_tags_its_overrides(project):
     assert config.resolve("classification", "vgg16-transfer", "smoke").batch_size == 3
     cfg = steps.run_config(run)
     assert (cfg.epochs, cfg.seed) == (2, 5) and cfg.batch_size != 3
+
+
+def test_a_params_override_changes_one_task_parameter_and_keeps_the_others():
+    overrides = config.parse_overrides(["params.tokenizer=sudachi", "params.max_length=40"])
+    assert overrides == {"params": {"tokenizer": "sudachi", "max_length": 40}}
+    cfg = config.resolve("sentiment-ja", "transformer", "smoke", overrides=overrides)
+    file_params = config.resolve("sentiment-ja", "transformer", "smoke").params
+    assert cfg.params == file_params.model_copy(update={"tokenizer": "sudachi", "max_length": 40})
+
+
+@pytest.mark.parametrize("pairs, message", [
+    (["params.tokenizer=janome"], r"--set: unknown key 'tokenizer' at params\.tokenizer \(generation params: "),
+    (["params.input_size=big"], r"--set: params\.input_size: Input should be a valid integer"),
+])
+def test_a_params_override_is_checked_against_the_tasks_own_keys(pairs, message):
+    overrides = config.parse_overrides(pairs)  # --set alone cannot know the task's keys
+    with pytest.raises(config.ConfigError, match=message):
+        config.resolve("generation", "dcgan", "smoke", overrides=overrides)
+
+
+def test_the_cli_refuses_another_tasks_param_before_anything_starts():
+    code, output = run_cli("run", "generation", "-m", "dcgan", "-p", "smoke", "--set", "params.tokenizer=janome")
+    assert code == 1
+    assert_one_clear_message(output, "--set", "tokenizer")

@@ -57,10 +57,10 @@ def test_demo_and_smoke_cap_what_grows_with_the_data_and_the_demo_digits_sit_bel
     # learn 2 classes. The caps must not change a demo figure, and must bound a full-size run.
     for profile in ("demo", "smoke"):
         cfg = config.resolve(task, model, profile)
-        assert cfg.max_eval_samples and cfg.max_select_samples
+        assert cfg.max_eval_samples and cfg.params.max_select_samples
         assert cfg.max_train_samples or cfg.max_batches
     demo = config.resolve(task, model, "demo")
-    assert demo.max_train_samples >= 2 * 320 and demo.max_select_samples >= 2 * 80 + 8 * 20
+    assert demo.max_train_samples >= 2 * 320 and demo.params.max_select_samples >= 2 * 80 + 8 * 20
     assert demo.max_eval_samples >= 1000
 
 

@@ -37,31 +37,33 @@ from zooflow.training.gan_steps import BiGanSteps, ImageGanSteps
 
 
 def _build_anogan(cfg: RunConfig) -> nn.Module:
-    return ImageGAN(cfg.latent_dim, cfg.input_size, cfg.width, attention=False,
-                    discriminator_batchnorm=cfg.discriminator_batchnorm)
+    params = cfg.params
+    return ImageGAN(params.latent_dim, params.input_size, params.width, attention=False,
+                    discriminator_batchnorm=params.discriminator_batchnorm)
 
 
 def _build_efficientgan(cfg: RunConfig) -> nn.Module:
-    if cfg.input_size != 28:
-        raise ValueError(f"{cfg.registered_name}: EfficientGAN works on 28x28 images; input_size must be 28, "
-                         f"got {cfg.input_size}")
-    return EfficientGAN(cfg.latent_dim, cfg.width)
+    if cfg.params.input_size != 28:
+        raise ValueError(f"{cfg.registered_name}: EfficientGAN works on 28x28 images; params.input_size must be 28, "
+                         f"got {cfg.params.input_size}")
+    return EfficientGAN(cfg.params.latent_dim, cfg.params.width)
 
 
 def _anogan_scores(model, images, cfg: RunConfig):
-    return scoring.anogan_scores(model, images, steps=cfg.search_steps, lr=cfg.search_lr,
-                                 feature_weight=cfg.feature_weight)
+    params = cfg.params
+    return scoring.anogan_scores(model, images, steps=params.search_steps, lr=params.search_lr,
+                                 feature_weight=params.feature_weight)
 
 
 def _efficientgan_scores(model, images, cfg: RunConfig):
-    return scoring.efficientgan_scores(model, images, feature_weight=cfg.feature_weight)
+    return scoring.efficientgan_scores(model, images, feature_weight=cfg.params.feature_weight)
 
 
 # architecture -> (builder, scorer, training steps)
 ARCHITECTURES = {
     "anogan": (_build_anogan, _anogan_scores, lambda cfg: ImageGanSteps(cfg.lr, cfg.betas, "bce")),
     "efficientgan": (_build_efficientgan, _efficientgan_scores,
-                     lambda cfg: BiGanSteps(cfg.lr, cfg.betas, cfg.reconstruction_weight)),
+                     lambda cfg: BiGanSteps(cfg.lr, cfg.betas, cfg.params.reconstruction_weight)),
 }
 
 
@@ -110,7 +112,7 @@ class AnomalyTask(DigitsData):
         normal = normal_digits(ctx.cfg)
         anomalous = sorted(set(range(10)) - set(normal))
         keep = np.isin(digits.labels, normal) | spread_per_class(digits.labels, anomalies_per_digit, among=anomalous)
-        return to_model_space(digits.images[keep], ctx.cfg.input_size), digits.labels[keep]
+        return to_model_space(digits.images[keep], ctx.cfg.params.input_size), digits.labels[keep]
 
     def serving_packages(self, cfg: RunConfig) -> tuple[str, ...]:
         """The anomaly scores' metrics module imports scikit-learn."""
@@ -125,9 +127,10 @@ class AnomalyTask(DigitsData):
         search makes scoring all of them each epoch costly; EfficientGAN scores in one pass and
         takes them all (0), as 20 per class made its pick follow noise (test AUROC 0.68-0.76
         over 3 seeds)."""
-        cfg = ctx.cfg
-        val_images, val_digits = self._labelled(ctx, "val", cfg.select_anomalies_per_class or None)
-        val_images, val_digits = capped(val_images, cfg.max_select_samples), capped(val_digits, cfg.max_select_samples)
+        cfg, params = ctx.cfg, ctx.cfg.params
+        val_images, val_digits = self._labelled(ctx, "val", params.select_anomalies_per_class or None)
+        cap = params.max_select_samples
+        val_images, val_digits = capped(val_images, cap), capped(val_digits, cap)
         return val_images, ~np.isin(val_digits, normal_digits(cfg))
 
     def loaders(self, ctx: RunContext) -> Loaders:
@@ -156,7 +159,7 @@ class AnomalyTask(DigitsData):
     def predict_split(self, model: nn.Module, ctx: RunContext) -> dict:
         test = self.digits(ctx, "test")
         picks = self.eval_picks(ctx, len(test))
-        images, digits = to_model_space(test.images[picks], ctx.cfg.input_size), test.labels[picks]
+        images, digits = to_model_space(test.images[picks], ctx.cfg.params.input_size), test.labels[picks]
         scores, reconstructions = self._scores(model, images, ctx)
         return {"images": images, "digits": digits, "scores": scores, "reconstructions": reconstructions,
                 "threshold": float(model.threshold)}
@@ -210,7 +213,8 @@ class AnomalyTask(DigitsData):
         """Anomaly score and verdict per 28x28 grey image: a DataFrame with an ``image`` column
         (encoded bytes), or a list of encoded bytes / uint8 arrays."""
         digits = np.stack([decode_digit(item) for item in image_items(raw)])
-        scores, _ = self._scores(model, to_model_space(digits, ctx.cfg.input_size).to(model.threshold.device), ctx)
+        images = to_model_space(digits, ctx.cfg.params.input_size).to(model.threshold.device)
+        scores, _ = self._scores(model, images, ctx)
         threshold = float(model.threshold)
         return pd.DataFrame({"score": scores.numpy().astype(np.float64), "is_anomaly": (scores >= threshold).numpy(),
                              "threshold": threshold})

@@ -32,7 +32,8 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 ARCHITECTURES = {
-    "vgg16": (lambda cfg, n, pretrained: vgg.build_vgg16(n, pretrained, cfg.width, cfg.hidden), vgg.param_groups),
+    "vgg16": (lambda cfg, n, pretrained: vgg.build_vgg16(n, pretrained, cfg.params.width, cfg.params.hidden),
+              vgg.param_groups),
     "mobilenet_v2": (lambda cfg, n, pretrained: mobilenet.build_mobilenet_v2(n, pretrained), mobilenet.param_groups),
 }
 
@@ -40,10 +41,12 @@ ARCHITECTURES = {
 def transforms(cfg: RunConfig, train: bool) -> v2.Compose:
     """The book's preprocessing: train = RandomResizedCrop (scale 0.5-1) + flip; val = resize +
     center crop; both normalised with the ImageNet mean and std."""
+    params = cfg.params
     if train:
-        geometry = [v2.RandomResizedCrop(cfg.input_size, scale=(0.5, 1.0), antialias=True), v2.RandomHorizontalFlip()]
+        geometry = [v2.RandomResizedCrop(params.input_size, scale=(0.5, 1.0), antialias=True),
+                    v2.RandomHorizontalFlip()]
     else:
-        geometry = [v2.Resize(cfg.resize, antialias=True), v2.CenterCrop(cfg.input_size)]
+        geometry = [v2.Resize(params.resize, antialias=True), v2.CenterCrop(params.input_size)]
     return v2.Compose([v2.ToImage(), *geometry, v2.ToDtype(torch.float32, scale=True),
                        v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 

@@ -35,7 +35,7 @@ def to_model_space(images: np.ndarray, size: int) -> torch.Tensor:
 
 def normal_digits(cfg: RunConfig) -> list[int]:
     """The digits the model learns (``normal_labels``) as integers."""
-    return [int(label) for label in cfg.normal_labels]
+    return [int(label) for label in cfg.params.normal_labels]
 
 
 def class_name(ctx: RunContext, label: int) -> str:
@@ -63,7 +63,7 @@ class DigitsData(TaskDefaults):
         """The names of labels 0-9 (``classes.txt``, else "0".."9"), the normal label ids and
         the model's input size."""
         return {"classes": mnist.class_names(Path(data_root) / cfg.data.folder),
-                "normal_labels": list(cfg.normal_labels), "image_size": cfg.input_size}
+                "normal_labels": list(cfg.params.normal_labels), "image_size": cfg.params.input_size}
 
     def manifest(self, ctx: RunContext) -> pd.DataFrame:
         return mnist.manifest(ctx.folder, relative_to=ctx.data_root)
@@ -100,14 +100,14 @@ class DigitsData(TaskDefaults):
         ]
 
     def digits(self, ctx: RunContext, split: str, only_normal: bool = False) -> mnist.Digits:
-        """One split's digits (optionally only ``cfg.normal_labels``)."""
+        """One split's digits (optionally only ``cfg.params.normal_labels``)."""
         split_digits = mnist.load_split(ctx.folder, split)
         return split_digits.only(normal_digits(ctx.cfg)) if only_normal else split_digits
 
     def _normal_images(self, ctx: RunContext, split: str) -> torch.Tensor:
         """The split's normal digits as model-space tensors (what the GAN learns from)."""
         digits = self.digits(ctx, split, only_normal=True)
-        return to_model_space(digits.images, ctx.cfg.input_size)
+        return to_model_space(digits.images, ctx.cfg.params.input_size)
 
     # -- training -----------------------------------------------------------------------------
     def train_loader(self, ctx: RunContext) -> DataLoader:

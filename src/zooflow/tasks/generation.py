@@ -49,8 +49,9 @@ class GenerationTask(DigitsData):
         if cfg.architecture not in LOSSES:
             raise ValueError(f"unknown architecture '{cfg.architecture}'; known: {', '.join(LOSSES)}")
         require_from_scratch(cfg)
-        return ImageGAN(cfg.latent_dim, cfg.input_size, cfg.width, attention=cfg.architecture == "sagan",
-                        discriminator_batchnorm=cfg.discriminator_batchnorm)
+        params = cfg.params
+        return ImageGAN(params.latent_dim, params.input_size, params.width, attention=cfg.architecture == "sagan",
+                        discriminator_batchnorm=params.discriminator_batchnorm)
 
     def adversarial_steps(self, cfg) -> ImageGanSteps:
         return ImageGanSteps(cfg.lr, cfg.betas, LOSSES[cfg.architecture])
@@ -61,7 +62,7 @@ class GenerationTask(DigitsData):
         train = self.train_loader(ctx)
         judge = self.judge(ctx)
         val_real = capped(judging.to_signed(self.digits(ctx, "val", only_normal=True).images),
-                          ctx.cfg.max_select_samples)
+                          ctx.cfg.params.max_select_samples)
         return Loaders(train, [(judge, val_real)])
 
     def validation_step(self, model: nn.Module, batch, ctx: RunContext, device) -> Step:

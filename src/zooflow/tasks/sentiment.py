@@ -59,7 +59,7 @@ class SentimentTask(TaskDefaults):
             # The vocabulary is part of what the model is: it travels with the registered version.
             # Lenient read: this runs before validation, which names any unreadable file.
             texts, _, _ = textfolder.read_split(folder, "train", strict=False)
-            info["vocab"] = build_vocab(texts, get_tokenizer(cfg.tokenizer), cfg.min_freq)
+            info["vocab"] = build_vocab(texts, get_tokenizer(cfg.params.tokenizer), cfg.params.min_freq)
         return info
 
     def manifest(self, ctx: RunContext) -> pd.DataFrame:
@@ -95,11 +95,11 @@ class SentimentTask(TaskDefaults):
         cfg = ctx.cfg
         if cfg.architecture == "bert":
             tokenizer = bert_models.tokenizer_for(cfg.pretrained)
-            return lambda texts: tokenizer(list(texts), truncation=True, max_length=cfg.max_length,
+            return lambda texts: tokenizer(list(texts), truncation=True, max_length=cfg.params.max_length,
                                            padding="max_length", return_tensors="pt")["input_ids"]
-        tokenize = get_tokenizer(cfg.tokenizer)
+        tokenize, max_length = get_tokenizer(cfg.params.tokenizer), cfg.params.max_length
         index = {word: i for i, word in enumerate(ctx.info["vocab"])}
-        return lambda texts: torch.tensor([encode(t, tokenize, index, cfg.max_length) for t in texts], dtype=torch.long)
+        return lambda texts: torch.tensor([encode(t, tokenize, index, max_length) for t in texts], dtype=torch.long)
 
     def _dataset(self, ctx: RunContext, split: str, train: bool = False):
         texts, labels = _split(str(ctx.folder), split)
@@ -123,15 +123,15 @@ class SentimentTask(TaskDefaults):
         vectors = None
         if pretrained and cfg.pretrained != "none":
             vectors = load_vectors(cfg.pretrained, ctx.info["vocab"])
-            if vectors.shape[1] != cfg.embedding_dim:
+            if vectors.shape[1] != cfg.params.embedding_dim:
                 raise ValueError(f"pretrained: {cfg.pretrained} has {vectors.shape[1]}-d vectors but "
-                                 f"embedding_dim is {cfg.embedding_dim}")
-        return transformer_models.TransformerClassifier(len(ctx.info["vocab"]), cfg.embedding_dim, cfg.max_length,
-                                                        classes, vectors=vectors)
+                                 f"params.embedding_dim is {cfg.params.embedding_dim}")
+        return transformer_models.TransformerClassifier(len(ctx.info["vocab"]), cfg.params.embedding_dim,
+                                                        cfg.params.max_length, classes, vectors=vectors)
 
     def serving_packages(self, cfg: RunConfig) -> tuple[str, ...]:
         """BERT's tokenizer comes with transformers; the Transformer's with its tokenizer's package."""
-        return ("transformers",) if cfg.architecture == "bert" else TOKENIZER_PACKAGES[cfg.tokenizer]
+        return ("transformers",) if cfg.architecture == "bert" else TOKENIZER_PACKAGES[cfg.params.tokenizer]
 
     def loaders(self, ctx: RunContext) -> Loaders:
         """Shuffled training texts; validation on the held-out split the model is scored on
@@ -176,7 +176,8 @@ class SentimentTask(TaskDefaults):
         picks = even_spread(len(test_labels), ctx.cfg.max_eval_samples)  # the very samples the model is scored on
         if picks is not None:
             test_texts, test_labels = [test_texts[i] for i in picks], [test_labels[i] for i in picks]
-        vectorizer = TfidfVectorizer(tokenizer=get_tokenizer(ctx.cfg.tokenizer), lowercase=False, token_pattern=None,
+        tokenize = get_tokenizer(ctx.cfg.params.tokenizer)
+        vectorizer = TfidfVectorizer(tokenizer=tokenize, lowercase=False, token_pattern=None,
                                      ngram_range=(1, 2), min_df=1, sublinear_tf=True)
         classifier = LogisticRegression(max_iter=2000, C=10.0)
         classifier.fit(vectorizer.fit_transform(train_texts), train_labels)

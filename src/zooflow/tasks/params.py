@@ -1,0 +1,97 @@
+"""Each task module's own parameters: the ``params:`` block of its models in ``configs/<task>.yaml``.
+
+``RunConfig`` holds what every run has (epochs, batch size, optimiser, schedule, ...); what only
+one task reads (an image size, a tokenizer, a GAN's latent size) lives in that task's class here,
+so a GAN config cannot set ``tokenizer``. This module imports only pydantic: resolving a config
+never imports torch or a task module.
+
+A new task adds its class and one ``PARAMS`` entry (keyed by the task module's name, so
+``sentiment-ja``, which uses the ``sentiment`` module, gets ``SentimentParams``).
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class TaskParams(BaseModel):
+    """A task's parameters: strict (an unknown key is an error) and frozen, like the rest of the config."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ClassificationParams(TaskParams):
+    """Chapter 1: image size and the VGG's size."""
+
+    input_size: int = Field(0, description="side of the square the model sees (train crop, val center crop)")
+    resize: int = Field(0, description="val/serving: resize the short side to this before the center crop "
+                                       "(unset: input_size)")
+    width: float = Field(1.0, description="VGG: channel multiplier of the convolutions (1: the book's)")
+    hidden: int = Field(0, description="VGG: units of FC1 and FC2 (the book's 4096)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resize_defaults_to_input_size(cls, values):
+        # Unset, the val transform resizes straight to the crop size (the centre crop then keeps all).
+        if isinstance(values, dict) and "input_size" in values and "resize" not in values:
+            values = {**values, "resize": values["input_size"]}
+        return values
+
+
+class SentimentParams(TaskParams):
+    """Chapters 7-8: how texts become token ids."""
+
+    tokenizer: str = Field("book", description="the word tokenizer (the vocabulary and the TF-IDF baseline)")
+    max_length: int = Field(256, description="tokens per text (longer ones are cut)")
+    min_freq: int = Field(10, description="a word enters the vocabulary at this many training occurrences")
+    embedding_dim: int = Field(0, description="Transformer: size of the word vectors (the pretrained file's)")
+
+
+class GanParams(TaskParams):
+    """What the chapter 5-6 GANs share: the images they learn and the networks' sizes."""
+
+    input_size: int = Field(0, description="side of the (upscaled) square images the networks see")
+    width: float = Field(1.0, description="channel multiplier of the networks (1: the book's)")
+    latent_dim: int = Field(20, description="GANs: size of z")
+    normal_labels: tuple[str, ...] = Field((), description="GANs: the labels the model learns (generators: the "
+                                                           "digits to draw; anomaly: the normal digits)")
+    discriminator_batchnorm: bool = Field(False, description="GANs: batch norm in D (the DCGAN paper's; the "
+                                                            "book's D has none)")
+    max_select_samples: int | None = Field(None, description="adversarial training: pick the kept checkpoint on "
+                                                             "an even spread of at most this many validation samples")
+
+
+class GenerationParams(GanParams):
+    """Chapter 5: DCGAN and SAGAN (nothing beyond what the GANs share)."""
+
+
+class AnomalyParams(GanParams):
+    """Chapter 6: AnoGAN's latent search, the anomaly score and EfficientGAN's loss."""
+
+    search_steps: int = Field(0, description="AnoGAN: Adam steps of the latent search per image")
+    search_lr: float = Field(0.0, description="AnoGAN: learning rate of the latent search")
+    feature_weight: float = Field(0.1, description="anomaly score = (1-w) pixel residual + w feature residual")
+    select_anomalies_per_class: int = Field(20, ge=0, description="the checkpoint-selection set is every "
+                                                                   "validation normal and this many of each "
+                                                                   "anomalous class (0: all)")
+    reconstruction_weight: float = Field(0.0, ge=0, description="EfficientGAN: weight of the mean |x - G(E(x))| "
+                                                                 "term in G and E's loss (0: the book's loss)")
+
+
+# task module (tasks/<module>.py) -> its parameters
+PARAMS: dict[str, type[TaskParams]] = {"classification": ClassificationParams, "sentiment": SentimentParams,
+                                       "generation": GenerationParams, "anomaly": AnomalyParams}
+
+# The keys configs stored before ``params`` existed kept flat at the top level (every config had
+# all of them, whatever its task). Fixed: it describes that old format, not today's classes.
+FLAT_KEYS_BEFORE_PARAMS = ("input_size", "resize", "width", "hidden", "tokenizer", "max_length", "min_freq",
+                           "embedding_dim", "latent_dim", "normal_labels", "discriminator_batchnorm",
+                           "max_select_samples", "search_steps", "search_lr", "feature_weight",
+                           "select_anomalies_per_class", "reconstruction_weight")
+
+
+def params_class(module: str) -> type[TaskParams]:
+    """The parameter class of a task module; a ValueError naming the known modules otherwise."""
+    if module not in PARAMS:
+        raise ValueError(f"no parameters are declared for task module '{module}'; known: {', '.join(PARAMS)}")
+    return PARAMS[module]
