@@ -159,9 +159,14 @@ def test_judge_is_cached_by_data_content_and_reads_digits(tmp_path):
     labels = np.repeat(np.arange(2), 20)
     images[labels == 1, 5:23, 12:16] = 200  # class 1: a bar; class 0: blank (with noise)
     images += rng.integers(0, 30, images.shape, dtype=np.uint8)
-    judge = judging.load_judge(tmp_path, images, labels)
+    torch.manual_seed(5)
+    stream = torch.get_rng_state()
+    judge = judging.load_judge(tmp_path, images, labels)             # trained now
     assert len(list(tmp_path.glob("judge-*.safetensors"))) == 1
-    again = judging.load_judge(tmp_path, images, labels)
+    again = judging.load_judge(tmp_path, images, labels)             # from the cache
+    # Neither path draws from the caller's random stream: a GAN trained after loading the
+    # judge gets the same weights whether or not the judge was cached.
+    assert torch.equal(torch.get_rng_state(), stream)
     for a, b in zip(judge.state_dict().values(), again.state_dict().values()):
         assert torch.equal(a, b)
     signed = judging.to_signed(images)

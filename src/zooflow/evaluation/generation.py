@@ -109,7 +109,10 @@ def load_judge(cache: Path, images: np.ndarray, labels: np.ndarray) -> DigitJudg
     images, labels = judge_sample(images, labels)
     file = Path(cache) / f"judge-{images_hash(images, labels)}.safetensors"
     if file.is_file():
-        judge = DigitJudge()
+        # Built inside fork_rng like a freshly trained one: otherwise its random init would draw
+        # from the caller's stream, and a GAN trained after it would differ with the cache state.
+        with torch.random.fork_rng(devices=[]):
+            judge = DigitJudge()
         judge.load_state_dict(load_file(str(file)))
         return judge.eval()
     judge = train_judge(images, labels)
