@@ -51,23 +51,23 @@ def train_task(task: str, model: str, profile: str = "demo", seed: int | None = 
     try:
         data = prepare_data(run)
         validation = validate_data(run, data)
-        trained = train(run, data["task_md5"])  # checkpoints keyed by the task's own data version
+        trained = train(run, data.task_md5)  # checkpoints keyed by the task's own data version
         evaluation = evaluate(run, trained)
         registered = register(run, data, validation, trained, evaluation)
         decision = promote(run, registered, evaluation)
         card = write_card(run, data, validation, trained, evaluation, registered, decision)
         # The card as a Prefect artifact too, so it shows beside the flow run in the Prefect UI;
         # its figures travel inside it (relative links resolve to nothing there).
-        create_markdown_artifact(artifact_markdown(Path(card["markdown"]).read_text(), evaluation["figures"],
-                                                   run["run_id"]),
-                                 key=_artifact_key(registered["name"], registered["version"]),
-                                 description=f"model card of {registered['name']} v{registered['version']}")
+        create_markdown_artifact(artifact_markdown(Path(card.markdown).read_text(), evaluation.figures,
+                                                   run.run_id),
+                                 key=_artifact_key(registered.name, registered.version),
+                                 description=f"model card of {registered.name} v{registered.version}")
     except BaseException as error:
         # Ctrl-C / SIGTERM (not an Exception) is KILLED; the checkpoint stays for the rerun.
         finish(run, "FAILED" if isinstance(error, Exception) else "KILLED")
         raise
     finish(run, "FINISHED")
-    return {**steps.summary_row(registered, evaluation, decision), "run_id": run["run_id"]}
+    return {**steps.summary_row(registered, evaluation, decision), "run_id": run.run_id}
 
 
 if __name__ == "__main__":

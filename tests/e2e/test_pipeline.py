@@ -15,10 +15,11 @@ from mlflow.tracking import MlflowClient
 from PIL import Image
 
 from flows.pipeline import train_task
-from tests import servers
+from tests import servers, step_values
 from tests.conftest import make_project, using_project
 from tests.servers import free_port
 from zooflow import settings, steps
+from zooflow.config import resolve
 from zooflow.registry import versions
 
 NAME = "classification-vgg16-transfer"
@@ -90,11 +91,11 @@ def test_model_card_is_logged_with_decision_and_baseline(trained):
 
 def test_a_win_moves_the_champion_and_keeps_the_old_one_findable(trained):
     _, first, second = trained
-    better = {"metrics": {"accuracy": first["value"] + 0.2}, "primary_metric": "accuracy", "goal": "max",
-              "champion_metrics": {"accuracy": first["value"]}, "champion_version": "1"}
-    run = {"run_id": second["run_id"], "task": "classification", "model": "vgg16-transfer", "profile": "smoke"}
-    decision = steps.promote(run, {"name": NAME, "version": "2"}, better)
-    assert decision["alias"] == "champion" and decision["previous_version"] == "1"
+    better = step_values.evaluation({"accuracy": first["value"] + 0.2}, champion_version="1",
+                                    champion_metrics={"accuracy": first["value"]})
+    run = step_values.run_of(resolve("classification", "vgg16-transfer", "smoke"), run_id=second["run_id"])
+    decision = steps.promote(run, step_values.registered(NAME, "2"), better)
+    assert decision.alias == "champion" and decision.previous_version == "1"
     assert str(client().get_model_version_by_alias(NAME, "champion").version) == "2"
     assert str(client().get_model_version_by_alias(NAME, "previous-champion").version) == "1"
     # and back by hand, logged with the reason

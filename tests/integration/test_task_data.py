@@ -5,7 +5,9 @@ import subprocess
 
 import pytest
 
+from tests import step_values
 from zooflow import steps
+from zooflow.config import resolve
 from zooflow.data import store
 
 TEXTS = {"train/pos/a.txt": "good", "train/neg/b.txt": "bad", "test/pos/c.txt": "fine", "test/neg/d.txt": "poor",
@@ -84,7 +86,7 @@ def test_a_fresh_clone_pulls_only_the_folder_its_task_needs(two_tasks, tmp_path,
 
 
 def test_checkpoints_are_keyed_by_the_tasks_own_data_version(two_tasks):
-    run = {"task": "classification", "model": "vgg16-transfer", "profile": "smoke"}
+    run = step_values.run_of(resolve("classification", "vgg16-transfer", "smoke"))
     first = store.version(two_tasks, "classification")
     (two_tasks / "data" / "sentiment-en" / "train" / "pos" / "more.txt").write_text("another review")
     store.commit(two_tasks)  # a new data.dvc version that differs only outside classification/
@@ -131,11 +133,11 @@ def test_validation_reuses_the_manifest_of_an_unchanged_task_data_version(projec
     (image.parent / "variant.jpg").write_bytes(bytes(payload))
     store.commit(project)
     changed = steps.prepare_data(run)
-    assert steps.validate_data(run, changed)["rows"] == first["rows"] + 1
+    assert steps.validate_data(run, changed).rows == first.rows + 1
     assert len(calls) == 2
 
     # An unreadable cache file is rebuilt, not fatal.
     for file in manifest_cache.cache_folder().iterdir():
         file.write_bytes(b"not parquet")
-    assert steps.validate_data(run, changed)["rows"] == first["rows"] + 1
+    assert steps.validate_data(run, changed).rows == first.rows + 1
     assert len(calls) == 3

@@ -6,6 +6,7 @@ import pytest
 
 from zooflow.config import book_pretrained, resolve
 from zooflow.evaluation import baselines
+from tests import step_values as values
 from zooflow.governance.card import build_card, limitations
 from zooflow.tasks.base import RunContext
 
@@ -16,18 +17,17 @@ NOTES = {"mean_image": "L1 distance to the mean normal training image",
 def _card(tmp_path, cfg, evaluation):
     ctx = RunContext(cfg=cfg, info={"classes": [str(d) for d in range(10)]}, data_root=tmp_path)
     card = build_card(
-        ctx, data={"tag": "v1", "data_md5": "abc", "task_md5": "def", "task_folder": "anomaly", "files": 4},
-        validation={"summary": "passed"}, trained={"device": "cpu", "train_seconds": 1.0, "resumed_from_epoch": None},
-        evaluation=evaluation, registered={"name": f"{cfg.task}-{cfg.model}", "version": "1", "model_uri": "models:/m/1"},
-        decision={"alias": "challenger", "promoted": False, "previous_version": None, "reasons": ["r"]},
+        ctx, data=values.data_version(task_folder="anomaly", files=4), validation=values.validated(),
+        trained=values.trained(), evaluation=evaluation, registered=values.registered(f"{cfg.task}-{cfg.model}"),
+        decision=values.promotion("challenger"),
         run_id="r1", git={"git_commit": "c0ffee", "git_dirty": False}, folder=tmp_path / "card")
     return card.read_text()
 
 
 def _anomaly_evaluation(model_auroc):
-    return {"primary_metric": "auroc", "goal": "max", "metrics": {"auroc": model_auroc, "auroc_class_1": 0.5},
-            "baseline": {"mean_image": {"auroc": 0.662, "auroc_class_1": 0.34}, "pca": {"auroc": 0.817}},
-            "baseline_note": NOTES, "champion_metrics": None, "champion_note": "no champion yet", "figures": []}
+    return values.evaluation({"auroc": model_auroc, "auroc_class_1": 0.5}, primary="auroc",
+                             baseline={"mean_image": {"auroc": 0.662, "auroc_class_1": 0.34}, "pca": {"auroc": 0.817}},
+                             baseline_note=NOTES)
 
 
 def test_named_baselines_log_under_their_names_and_one_baseline_stays_as_it_was():
@@ -54,9 +54,7 @@ def test_the_card_shows_both_baselines_and_says_when_pca_beats_the_model(tmp_pat
 
 def test_one_baseline_renders_as_before(tmp_path):
     cfg = resolve("classification", "vgg16-transfer", "smoke")
-    evaluation = {"primary_metric": "accuracy", "goal": "max", "metrics": {"accuracy": 0.4},
-                  "baseline": {"accuracy": 0.5}, "baseline_note": "majority class", "champion_metrics": None,
-                  "champion_note": "no champion yet", "figures": []}
+    evaluation = values.evaluation({"accuracy": 0.4}, baseline={"accuracy": 0.5}, baseline_note="majority class")
     text = _card(tmp_path, cfg, evaluation)
     assert "| metric | this version | champion | baseline |" in text and "| accuracy | 0.4000 | - | 0.5000 |" in text
     assert "Baseline: majority class, scored on the same data." in text

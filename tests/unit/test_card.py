@@ -6,6 +6,7 @@ from html.parser import HTMLParser
 import pytest
 
 from zooflow.config import resolve
+from tests import step_values as values
 from zooflow.governance.card import build_card, render_html
 from zooflow.tasks.base import RunContext
 
@@ -21,19 +22,16 @@ def _card(tmp_path, **changes):
                 "limitations": (f"limit {IMG}",), **changes})
     ctx = RunContext(cfg=cfg, info={"classes": [IMG, "ok`` ` x", "a|b"]}, data_root=tmp_path)
     metrics = {"accuracy": 0.9, f"precision_{IMG}": 0.5, "recall_a|b": 0.4, "f1_<b>bold</b>": 0.3}
-    evaluation = {"primary_metric": "accuracy", "goal": "max", "metrics": metrics, "baseline": {"accuracy": 0.5},
-                  "champion_metrics": None, "champion_note": f"no champion {SCRIPT}",
-                  "baseline_note": "majority class", "figures": [str(tmp_path / f"fig {IMG}.png"),
-                                                                 str(tmp_path / "attention (1).html")]}
+    evaluation = values.evaluation(metrics, baseline={"accuracy": 0.5}, champion_note=f"no champion {SCRIPT}",
+                                   baseline_note="majority class",
+                                   figures=[tmp_path / f"fig {IMG}.png", tmp_path / "attention (1).html"])
     card = build_card(
-        ctx, data={"tag": f"v1{SCRIPT}", "data_md5": "abc", "task_md5": "def", "task_folder": "hym`enoptera",
-                   "files": 10},
-        validation={"summary": f"passed {IMG}"},
-        trained={"device": "cpu", "train_seconds": 1.5, "resumed_from_epoch": None},
+        ctx, data=values.data_version(f"v1{SCRIPT}", task_folder="hym`enoptera", files=10),
+        validation=values.validated(f"passed {IMG}"),
+        trained=values.trained(seconds=1.5),
         evaluation=evaluation,
-        registered={"name": "classification-vgg16-transfer", "version": "1", "model_uri": "models:/m/1"},
-        decision={"alias": "champion", "promoted": True, "previous_version": None,
-                  "reasons": [f"metric {SCRIPT} passes", "see [here](JaVa\tScRiPt:alert(4))"]},
+        registered=values.registered("classification-vgg16-transfer"),
+        decision=values.promotion(reasons=[f"metric {SCRIPT} passes", "see [here](JaVa\tScRiPt:alert(4))"]),
         run_id="r1", git={"git_commit": "c0ffee", "git_dirty": False}, folder=tmp_path / "card")
     return card.read_text(), (tmp_path / "card" / "model_card.html").read_text()
 
@@ -125,14 +123,11 @@ def test_html_card_embeds_its_png_figures_and_nothing_else(tmp_path):
     attention.write_text("<body><h3>&lt;script&gt;alert(9)&lt;/script&gt;</h3><span style='background:red'>tok</span></body>")
     cfg = resolve("classification", "vgg16-transfer", "smoke")
     ctx = RunContext(cfg=cfg, info={"classes": ["a", "b"]}, data_root=tmp_path)
-    evaluation = {"primary_metric": "accuracy", "goal": "max", "metrics": {"accuracy": 0.9}, "baseline": {},
-                  "champion_metrics": None, "champion_note": "none", "figures": [str(figure), str(attention)]}
+    evaluation = values.evaluation({"accuracy": 0.9}, champion_note="none", figures=[figure, attention])
     markdown_card = build_card(
-        ctx, data={"tag": "v1", "data_md5": "a", "task_md5": "b", "task_folder": "x", "files": 1},
-        validation={"summary": "passed"}, trained={"device": "cpu", "train_seconds": 1, "resumed_from_epoch": None},
-        evaluation=evaluation, registered={"name": "m", "version": "1", "model_uri": "models:/m/1"},
-        decision={"alias": "champion", "promoted": True, "previous_version": None,
-                  "reasons": ["ok ![remote](data:image/png;base64,Zm9yZWlnbg==) ![local](confusion_matrix.png)"]},
+        ctx, data=values.data_version(), validation=values.validated(), trained=values.trained(),
+        evaluation=evaluation, registered=values.registered(),
+        decision=values.promotion(reasons=["ok ![remote](data:image/png;base64,Zm9yZWlnbg==) ![local](confusion_matrix.png)"]),
         run_id="r1", git={}, folder=tmp_path / "card")
     page = (tmp_path / "card" / "model_card.html").read_text()
     sources = re.findall(r"<img [^>]*src=\"([^\"]*)\"", page)

@@ -37,7 +37,7 @@ def test_the_cli_refuses_a_bad_override_before_anything_starts():
 
 def test_a_run_keeps_the_config_it_started_with_and_tags_its_overrides(project):
     run = steps.start_run("classification", "vgg16-transfer", "smoke", seed=5, overrides={"epochs": 2})
-    tags = tracking.connect().get_run(run["run_id"]).data.tags
+    tags = tracking.connect().get_run(run.run_id).data.tags
     assert tags["override.epochs"] == "2" and tags["override.seed"] == "5"
     # The task file changes while the run trains: the run's later steps still see what it started with.
     path = project / "configs" / "classification.yaml"

@@ -26,7 +26,9 @@ import markdown as md
 from markdown.treeprocessors import Treeprocessor
 from xml.etree import ElementTree as etree
 
+from zooflow.data.store import DataVersion
 from zooflow.evaluation import baselines as named_baselines
+from zooflow.step_results import Evaluation, Promotion, Registered, Trained, Validated
 from zooflow.tasks.base import RunContext
 
 HTML_PAGE = """<!doctype html>
@@ -198,11 +200,11 @@ def _baseline_verdict(primary: str, goal: str, ours: float | None, theirs: float
     return [f"The model beats {which} on {primary} ({ours:.4f} vs {theirs:.4f})."]
 
 
-def _baseline_lines(evaluation: dict) -> tuple[list[str], list[dict], list[str]]:
+def _baseline_lines(evaluation: Evaluation) -> tuple[list[str], list[dict], list[str]]:
     """The baselines' table headers, their metrics (one dict per column) and the sentences
     under the table: what each baseline is, and whether the model beats it."""
-    found = named_baselines.named(evaluation["baseline"], evaluation.get("baseline_note", "a trivial predictor"))
-    primary, goal, ours = evaluation["primary_metric"], evaluation["goal"], evaluation["metrics"].get(evaluation["primary_metric"])
+    found = named_baselines.named(evaluation.baseline, evaluation.baseline_note or "a trivial predictor")
+    primary, goal, ours = evaluation.primary_metric, evaluation.goal, evaluation.metrics.get(evaluation.primary_metric)
     headers, columns, text = [], [], []
     for name, (note, metrics) in found.items():
         headers.append(f"baseline {_cell(name)}" if name else "baseline")
@@ -239,35 +241,35 @@ def limitations(ctx: RunContext, book_pretrained: str | None = None) -> list[str
     return notes
 
 
-def build_card(ctx: RunContext, *, data: dict, validation: dict, trained: dict, evaluation: dict,
-               registered: dict, decision: dict, run_id: str, git: dict, folder: Path,
+def build_card(ctx: RunContext, *, data: DataVersion, validation: Validated, trained: Trained,
+               evaluation: Evaluation, registered: Registered, decision: Promotion, run_id: str, git: dict, folder: Path,
                overrides: dict | None = None, book_pretrained: str | None = None) -> Path:
     """Write ``model_card.md`` and ``model_card.html`` into ``folder`` (which holds the figures).
     ``overrides``: what the run changed of its task file (``--set``, ``--seed``);
     ``book_pretrained``: see ``limitations``."""
     cfg = ctx.cfg
-    primary = evaluation["primary_metric"]
-    scores = evaluation["metrics"]
+    primary = evaluation.primary_metric
+    scores = evaluation.metrics
     baseline_headers, baseline_columns, baseline_text = _baseline_lines(evaluation)
-    champion = evaluation.get("champion_metrics") or {}
+    champion = evaluation.champion_metrics or {}
     lines = [
-        f"# Model card: {_one_line(registered['name'])} v{_one_line(registered['version'])}",
+        f"# Model card: {_one_line(registered.name)} v{_one_line(registered.version)}",
         "",
         f"*{_one_line(cfg.description)}*" if cfg.description.strip() else "",
         "",
         f"- **Task**: {_code(cfg.task)} - **model**: {_code(cfg.model)} ({_code(cfg.architecture)}) "
         f"- **profile**: {_code(cfg.profile)}",
-        f"- **Decision**: {_code(decision['alias'])}" + (f" (replaced v{decision['previous_version']})"
-                                                   if decision.get("previous_version") and decision["promoted"] else ""),
+        f"- **Decision**: {_code(decision.alias)}" + (f" (replaced v{decision.previous_version})"
+                                                   if decision.previous_version and decision.promoted else ""),
         f"- **Written**: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC}",
         "",
         "## Decision and reasons",
         "",
-        *[f"- {_one_line(reason)}" for reason in decision["reasons"]],
+        *[f"- {_one_line(reason)}" for reason in decision.reasons],
         "",
         "## Metrics (held-out split)",
         "",
-        f"Primary metric: **{_code(primary)}** ({evaluation['goal']}). {_one_line(evaluation['champion_note'])}.",
+        f"Primary metric: **{_code(primary)}** ({evaluation.goal}). {_one_line(evaluation.champion_note)}.",
         "",
         "| metric | this version | champion | " + " | ".join(baseline_headers) + " |",
         "|---|---|---|" + "---|" * len(baseline_headers),
@@ -279,15 +281,15 @@ def build_card(ctx: RunContext, *, data: dict, validation: dict, trained: dict, 
         "",
         "## Data",
         "",
-        f"- Data version {_code(data['tag'])} (data.dvc md5 {_code(data['data_md5'])}, "
-        f"{_code('data/' + str(data['task_folder']))} hash {_code(data['task_md5'])}, {_one_line(data['files'])} files)",
+        f"- Data version {_code(data.tag)} (data.dvc md5 {_code(data.data_md5)}, "
+        f"{_code('data/' + str(data.task_folder))} hash {_code(data.task_md5)}, {_one_line(data.files)} files)",
         f"- Facts the model depends on: {_facts(ctx.info)}",
-        f"- Validation (Great Expectations): {_one_line(validation['summary'])}",
+        f"- Validation (Great Expectations): {_one_line(validation.summary)}",
         "",
         "## Training",
         "",
-        f"- Device: {_code(trained['device'])}; {_one_line(trained['train_seconds'])} s; "
-        + (f"resumed after epoch {trained['resumed_from_epoch']}" if trained["resumed_from_epoch"] else "not resumed"),
+        f"- Device: {_code(trained.device)}; {_one_line(trained.train_seconds)} s; "
+        + (f"resumed after epoch {trained.resumed_from_epoch}" if trained.resumed_from_epoch else "not resumed"),
         f"- Pretrained weights: {_code(cfg.pretrained)}",
         "- Overrides of the task file: " + (", ".join(_code(f"{key}={json.dumps(value)}")
                                                        for key, value in sorted(overrides.items()))
@@ -295,11 +297,11 @@ def build_card(ctx: RunContext, *, data: dict, validation: dict, trained: dict, 
         "",
         "## Figures",
         "",
-        *[_figure(path) for path in evaluation["figures"]],
+        *[_figure(path) for path in evaluation.figures],
         "",
         "## Lineage",
         "",
-        f"- MLflow run {_code(run_id)}; model URI {_code(registered['model_uri'])}",
+        f"- MLflow run {_code(run_id)}; model URI {_code(registered.model_uri)}",
         f"- Git commit {_code(git.get('git_commit') or 'unknown')} (uncommitted changes: {_one_line(git.get('git_dirty'))})",
         f"- Config hash {_code(cfg.digest())}",
         "",
@@ -315,8 +317,8 @@ def build_card(ctx: RunContext, *, data: dict, validation: dict, trained: dict, 
     folder.mkdir(parents=True, exist_ok=True)
     text = "\n".join(lines)
     (folder / "model_card.md").write_text(text)
-    title = html.escape(f"{registered['name']} v{registered['version']}")
-    images, pages = embedded_figures(evaluation["figures"])
+    title = html.escape(f"{registered.name} v{registered.version}")
+    images, pages = embedded_figures(evaluation.figures)
     (folder / "model_card.html").write_text(HTML_PAGE.format(title=title, body=render_html(text, images, pages)))
     return folder / "model_card.md"
 
