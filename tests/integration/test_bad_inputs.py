@@ -154,8 +154,11 @@ CASES = {
     "config is empty": Case(RUN, 1, ("classification.yaml", "mapping"), _config(None, text="")),
     "unknown key": Case(RUN, 1, ("classification.yaml", "unknown key 'epochz'"), _config(None, _smoke(epochz=3))),
     "wrong type": Case(RUN, 1, ("classification.yaml", "epochs"), _config(None, _smoke(epochs="many"))),
-    "zero epochs": Case(RUN, 1, ("classification.yaml", "epochs", "greater than or equal to 1"),
-                        _config(None, _smoke(epochs=0))),
+    "negative epochs": Case(RUN, 1, ("classification.yaml", "epochs", "greater than or equal to 0"),
+                            _config(None, _smoke(epochs=-1))),
+    # epochs 0 evaluates the pretrained model as it is: refused for a model trained from scratch
+    "zero epochs from scratch": Case(RUN, 1, ("classification.yaml", "epochs 0 evaluates the pretrained model",
+                                              "pretrained is 'none'"), _config(None, _smoke(epochs=0))),
     "unknown optimizer": Case(RUN, 1, ("classification.yaml", "optimizer", "'sgd', 'adam' or 'adamw'"),
                               _config(None, _smoke(optimizer="lion"))),
     "policy without threshold": Case(RUN, 1, ("classification.yaml", "policy.threshold", "Field required"),
