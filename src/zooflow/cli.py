@@ -89,7 +89,8 @@ def run(task: str = typer.Argument(..., help="task name, e.g. classification"),
         profile: str = typer.Option("demo", "--profile", "-p", help="smoke | demo | book"),
         seed: int | None = typer.Option(None, "--seed", help="replace the config's random seed"),
         changes: list[str] = typer.Option([], "--set", help="KEY=VALUE: replace a config value for this run "
-                                                            "(repeatable: --set epochs=3 --set lr.head=1e-3)")) -> None:
+                                                            "(repeatable: --set epochs=3 --set lr.head=1e-3 "
+                                                            "--set params.tokenizer=sudachi)")) -> None:
     """Run one task model through the governed pipeline."""
     from zooflow import watchdog
     from zooflow.config import parse_overrides, resolve
