@@ -190,18 +190,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-seconds", type=float, default=1.0,
                         help="repeat the batches until a bare pass lasts this long (default 1.0; 0: never)")
     parser.add_argument("--warmup", type=int, default=1, help="discarded warm-up rounds (default 1)")
-    parser.add_argument("--models", nargs="*", help="only these (substring of task:model, e.g. vgg16 sentiment:bert)")
     parser.add_argument("--profile", choices=["all", "smoke", "demo"], default="all",
                         help="smoke models, the chapter 1/7 demo models, or both (default)")
-    parser.add_argument("--set", dest="sets", action="append", metavar="KEY=VALUE",
-                        help="config override for every model, as zooflow run --set (e.g. batch_size=8)")
     parser.add_argument("--no-progress", action="store_true", help="engine without its progress bar")
     parser.add_argument("--no-null", action="store_true", help="skip the null-step row (the engine's fixed cost)")
-    parser.add_argument("--threads", type=int, help="torch threads (default: torch's own, one per core)")
+    harness.add_common_arguments(parser, "batch_size=8")
     args = parser.parse_args(argv)
-    harness.set_threads(args.threads)
-    harness.use_scratch_home()
-    overrides = harness.parse_sets(args.sets)
+    overrides = harness.start(args)
     candidates = runs(args.profile)
     wanted = set(harness.selected([(t, m) for t, m, _ in candidates], args.models))
     chosen = [(t, m, p) for t, m, p in candidates if (t, m) in wanted]

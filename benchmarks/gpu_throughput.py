@@ -172,19 +172,14 @@ def columns(with_compile: bool) -> list[Column]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default="book", choices=["smoke", "demo", "book"])
-    parser.add_argument("--models", nargs="*", help="only these (substring of task:model)")
     parser.add_argument("--steps", type=int, default=20, help="training steps per pass (default 20)")
     parser.add_argument("--rounds", type=int, default=3, help="measured rounds (default 3)")
     parser.add_argument("--warmup", type=int, default=1, help="discarded warm-up rounds (default 1)")
     parser.add_argument("--compile", action="store_true", help="add the engine on torch.compile'd networks")
-    parser.add_argument("--set", dest="sets", action="append", metavar="KEY=VALUE",
-                        help="config override for every model, as zooflow run --set (e.g. batch_size=64)")
     parser.add_argument("--json", default="gpu_throughput", help="name of the JSON file (default gpu_throughput)")
-    parser.add_argument("--threads", type=int, help="torch threads (default: torch's own)")
+    harness.add_common_arguments(parser, "batch_size=64")
     args = parser.parse_args(argv)
-    harness.set_threads(args.threads)
-    harness.use_scratch_home()
-    overrides = harness.parse_sets(args.sets)
+    overrides = harness.start(args)
     rows, failed = [], []
     for task_name, model_name in harness.selected(VISION, args.models):
         print(f"{task_name}:{model_name} [{args.profile}] ...", flush=True)

@@ -203,6 +203,23 @@ def timed_checkpoints():
         checkpoint.save = original
 
 
+def add_common_arguments(parser, set_example: str = "batch_size=8") -> None:
+    """The options every benchmark script takes: ``--models``, ``--set``, ``--threads``."""
+    parser.add_argument("--models", nargs="*", help="only these (substring of task:model, e.g. vgg16 sentiment:bert)")
+    parser.add_argument("--set", dest="sets", action="append", metavar="KEY=VALUE",
+                        help=f"config override for every model, as zooflow run --set (e.g. {set_example})")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's own, one per core)")
+
+
+def start(args, scratch_home: bool = True) -> dict:
+    """Apply the common options (threads; a scratch zooflow home for caches) and return the
+    checked ``--set`` overrides."""
+    set_threads(args.threads)
+    if scratch_home:
+        use_scratch_home()
+    return parse_sets(args.sets)
+
+
 def set_threads(count: int | None) -> None:
     """Pin torch's intra-op threads (None: torch's default, one per core). One thread gives
     steadier figures on a shared machine, where an OpenMP barrier waits on a descheduled thread."""

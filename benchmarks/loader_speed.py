@@ -80,19 +80,14 @@ COLUMNS = [Column("task", "task"), Column("model", "model"), Column("profile", "
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", choices=["both", "smoke", "demo", "book"], default="both")
-    parser.add_argument("--models", nargs="*", help="only these (substring of task:model)")
     parser.add_argument("--batches", type=int, default=20, help="batches per pass, at most one epoch (default 20)")
     parser.add_argument("--rounds", type=int, default=3, help="loader and step passes per model (default 3)")
-    parser.add_argument("--set", dest="sets", action="append", metavar="KEY=VALUE",
-                        help="config override for every model, as zooflow run --set (e.g. num_workers=2)")
-    parser.add_argument("--threads", type=int, help="torch threads (default: torch's own)")
+    harness.add_common_arguments(parser, "num_workers=2")
     args = parser.parse_args(argv)
-    harness.set_threads(args.threads)
-    harness.use_scratch_home()
+    overrides = harness.start(args)
     from zooflow.config import all_runs
 
     profiles = ["smoke", "demo"] if args.profile == "both" else [args.profile]
-    overrides = harness.parse_sets(args.sets)
     rows = []
     for profile in profiles:
         for task_name, model_name in harness.selected(all_runs(profile), args.models):

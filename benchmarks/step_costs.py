@@ -104,13 +104,10 @@ IMPORT_COLUMNS = [Column("module", "module"), Column("seconds", "first import s"
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="*", help="only these (substring of task:model)")
     parser.add_argument("--profile", default="smoke", choices=["smoke", "demo", "book"])
     parser.add_argument("--repeat", type=int, default=1, help="pipeline runs per model (default 1)")
-    parser.add_argument("--set", dest="sets", action="append", metavar="KEY=VALUE",
-                        help="config override for every run, as zooflow run --set")
     parser.add_argument("--keep", action="store_true", help="keep the throwaway project (its path is printed)")
-    parser.add_argument("--threads", type=int, help="torch threads (default: torch's own)")
+    harness.add_common_arguments(parser, "epochs=2")
     args = parser.parse_args(argv)
 
     imports = time_imports()  # first: nothing heavy is loaded yet
