@@ -37,23 +37,13 @@ def _context(run: Run) -> tuple[object, RunContext]:
     return task, RunContext(cfg=cfg, info=task.data_info(cfg, root), data_root=root)
 
 
-def _saved(trained: Trained) -> tuple[object, Path, Path, RunContext]:
-    """What train left: the task, the weights and context files, and the context itself."""
+def _saved(workdir: Path) -> tuple[object, Path, Path, RunContext]:
+    """What train left in ``workdir``: the task, the weights and context files, and the context."""
     from zooflow.registry.pyfunc import load_context
 
-    workdir = Path(trained.workdir)
     weights, context_file = workdir / "weights.safetensors", workdir / "run_context.json"
     ctx = load_context(context_file, settings.data_root())
     return get_task(ctx.cfg.module), weights, context_file, ctx
-
-
-def _saved_from_run(run: Run):
-    """``_saved`` for a run whose train step's result is not at hand (its work folder)."""
-    from zooflow.registry.pyfunc import load_context
-
-    workdir = _workdir(run)
-    ctx = load_context(workdir / "run_context.json", settings.data_root())
-    return get_task(ctx.cfg.module), workdir / "weights.safetensors", workdir / "run_context.json", ctx
 
 
 def _workdir(run: Run) -> Path:
@@ -176,7 +166,7 @@ def evaluate(run: Run, trained: Trained) -> Evaluation:
     from zooflow.evaluation import baselines
     from zooflow.registry.pyfunc import rebuild
 
-    task, weights, context_file, ctx = _saved(trained)
+    task, weights, context_file, ctx = _saved(Path(trained.workdir))
     model, _ = rebuild(weights, context_file)
     predictions = task.predict_split(model, ctx)  # one pass feeds the scores and the figures
     scores = task.score(predictions, ctx)
@@ -225,7 +215,7 @@ def register(run: Run, data: store.DataVersion, validation: Validated, trained: 
     """Log the pyfunc and register a new version tagged with its whole lineage."""
     from zooflow.registry.pyfunc import log_model
 
-    _, weights, context_file, ctx = _saved(trained)
+    _, weights, context_file, ctx = _saved(Path(trained.workdir))
     model_uri = log_model(weights, context_file, ctx.data_root, run.run_id)
     git = tracking.git_state(settings.project_root())
     primary = evaluation.primary_metric
@@ -255,7 +245,7 @@ def promote(run: Run, registered: Registered, evaluation: Evaluation) -> Promoti
         champion_version, champion_metrics = evaluation.champion_version, evaluation.champion_metrics
         current = versions.by_alias(registered.name, versions.CHAMPION)
         if (current.version if current else None) != champion_version:
-            task, _, _, ctx = _saved_from_run(run)
+            task, _, _, ctx = _saved(_workdir(run))
             champion_metrics, note = _score_champion(task, ctx, current)
             champion_version = current.version if current else None
             log.info("the champion changed while this run trained: %s", note)
@@ -282,7 +272,7 @@ def write_card(run: Run, data: store.DataVersion, validation: Validated, trained
     """The model card (markdown + HTML) with its figures, logged to the run."""
     from zooflow.governance.card import build_card
 
-    _, _, _, ctx = _saved(trained)
+    _, _, _, ctx = _saved(Path(trained.workdir))
     workdir = Path(trained.workdir) / "card"
     card = build_card(ctx, data=data, validation=validation, trained=trained, evaluation=evaluation,
                       registered=registered, decision=decision, run_id=run.run_id,

@@ -87,8 +87,8 @@ class Options:
                    lr_step_epochs=cfg.lr_step_epochs, lr_gamma=cfg.lr_gamma, lr_poly_power=cfg.lr_poly_power,
                    grad_clip_norm=cfg.grad_clip_norm, accumulate_batches=cfg.accumulate_batches,
                    select_metric=cfg.select_metric, select_goal=cfg.select_goal, select_every=cfg.select_every,
-                   ema_decay=cfg.ema_decay, mixed_precision=getattr(task, "mixed_precision", False),
-                   channels_last=getattr(task, "channels_last", False))
+                   ema_decay=cfg.ema_decay, mixed_precision=task.mixed_precision,
+                   channels_last=task.channels_last)
 
 
 @dataclass
@@ -255,6 +255,8 @@ def train(model: nn.Module, task, ctx, loaders: Loaders, optimizers: dict[str, t
         result.resumed_from_epoch = start = saved["epoch"]
         start += 1
 
+    train_batches = _limit(loaders.train, options.max_batches)
+
     def training_step(batch, index: int) -> Step:
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast):
             return task.training_step(model, batch, ctx, device, optimizers)
@@ -271,7 +273,6 @@ def train(model: nn.Module, task, ctx, loaders: Loaders, optimizers: dict[str, t
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast):
             return task.validation_step(scored, batch, ctx, device)
 
-    train_batches = _limit(loaders.train, options.max_batches)
     with progress_bar(show_progress) as progress, interrupts.training():
         for epoch in range(start, options.epochs + 1):
             rates = {name: optimizer.param_groups[0]["lr"] for name, optimizer in optimizers.items()}
