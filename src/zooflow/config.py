@@ -74,6 +74,7 @@ class RunConfig(Strict):
     epochs: int = Field(ge=0, description="0: train nothing, evaluate and register the pretrained model as it is")
     batch_size: int = Field(ge=1)
     momentum: float = 0.9
+    weight_decay: float = Field(0.0, ge=0, description="L2 penalty of the optimiser (the book's SSD: 5e-4)")
     lr: dict[str, float] = Field(description="learning rate per parameter group; groups not named stay frozen")
     optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
     seed: int = 0

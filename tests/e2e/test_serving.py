@@ -29,7 +29,8 @@ from tests.conftest import make_project, using_project
 REPO = Path(__file__).resolve().parents[2]
 DIGIT = "src/zooflow/data/samples/digit7.png"  # as the README names it (from the repo root)
 MODELS = {"classification": ("classification", "vgg16-transfer"), "sentiment": ("sentiment", "transformer"),
-          "generation": ("generation", "dcgan"), "anomaly": ("anomaly", "efficientgan")}
+          "generation": ("generation", "dcgan"), "anomaly": ("anomaly", "efficientgan"),
+          "detection": ("detection", "ssdlite-mobilenetv2")}
 
 
 def readme_curl_lines() -> dict[str, str]:
@@ -67,7 +68,7 @@ def served_project(tmp_path_factory, prefect_server):
     from flows.pipeline import train_task
 
     root = make_project(tmp_path_factory.mktemp("serving") / "project", policy={"threshold": 0.0},
-                        datasets=("classification", "sentiment-en", "generation", "anomaly"))
+                        datasets=("classification", "sentiment-en", "generation", "anomaly", "detection"))
     generation = root / "configs" / "generation.yaml"
     raw = yaml.safe_load(generation.read_text())
     raw["policy"]["threshold"] = 1.0e6  # FID is lower-better: any smoke generator passes
@@ -157,3 +158,13 @@ def test_generator_answers_the_readme_with_png_bytes(served_project, serve):
     images = [row["image"] for row in json.loads(text)["predictions"]]
     assert len(images) == 2 and all(Image.open(io.BytesIO(base64.b64decode(i))).format == "PNG" for i in images)
     assert_clean_400(url, {"instances": [{"seed": 1}]}, "'count'")
+
+
+def test_detector_answers_the_readme_with_boxes_in_the_photo_s_pixels(served_project, serve):
+    url = serve("detection")
+    answer = json.loads(run_readme_line("detection", url, served_project))["predictions"]
+    assert answer and all(set(row) == {"image", "label", "score", "xmin", "ymin", "xmax", "ymax"} for row in answer)
+    photo = re.search(r"base64 -w0 (\S+)\)", readme_curl_lines()["detection"]).group(1)
+    width, height = Image.open(served_project / photo).size
+    assert all(0 <= row["xmin"] < row["xmax"] <= width and 0 <= row["ymin"] < row["ymax"] <= height for row in answer)
+    assert_clean_400(url, {"instances": ["not base64 at all!"]}, '"image"')

@@ -155,8 +155,16 @@ def build_mnist(folder: Path) -> dict[str, int]:
     return mnist.manifest(folder, folder)["split_label"].value_counts().sort_index().to_dict()
 
 
+def build_detection(folder: Path) -> dict[str, int]:
+    """Write the chapter 2 demo set (digits and faces on photographs) in the Pascal VOC layout."""
+    from zooflow.tasks.detection.demo_data import build_detection as build
+
+    return build(folder)
+
+
 # Each task adds its builder here; `zooflow data demo` builds them all into data/<folder>.
 # Generation and anomaly get the same digits in folders of their own, so importing one task's
 # data never replaces the other's (DVC stores the identical files once).
 BUILDERS = {"classification": build_classification, "sentiment-en": build_sentiment_english,
-            "sentiment-ja": build_sentiment_japanese, "generation": build_mnist, "anomaly": build_mnist}
+            "sentiment-ja": build_sentiment_japanese, "generation": build_mnist, "anomaly": build_mnist,
+            "detection": build_detection}

@@ -52,7 +52,8 @@ _SEEDS = Expected(("seed", "count"), 'a JSON body {"instances": [{"seed": 1, "co
                   values=(int, np.integer))
 
 # By the task module a run config names (``cfg.module``); sentiment-ja uses ``sentiment``.
-EXPECTED = {"classification": _IMAGE, "anomaly": _IMAGE, "sentiment": _TEXT, "generation": _SEEDS}
+EXPECTED = {"classification": _IMAGE, "anomaly": _IMAGE, "sentiment": _TEXT, "generation": _SEEDS,
+            "detection": _IMAGE}
 
 
 def expected_for(module: str) -> Expected:

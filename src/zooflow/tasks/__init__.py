@@ -6,7 +6,8 @@ from importlib import import_module
 
 # task name -> "module:object"; modules import lazily (torch, torchvision are slow to import).
 TASKS = {"classification": "zooflow.tasks.classification:TASK", "sentiment": "zooflow.tasks.sentiment:TASK",
-         "generation": "zooflow.tasks.generation:TASK", "anomaly": "zooflow.tasks.anomaly:TASK"}
+         "generation": "zooflow.tasks.generation:TASK", "anomaly": "zooflow.tasks.anomaly:TASK",
+         "detection": "zooflow.tasks.detection.task:TASK"}
 
 
 def get_task(name: str):

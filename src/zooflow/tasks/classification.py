@@ -114,7 +114,8 @@ class ClassificationTask(TaskDefaults):
         other parameter is frozen, so transfer learning trains the head only."""
         cfg = ctx.cfg
         _, groups_of = ARCHITECTURES[cfg.architecture]
-        return {"model": build_optimizer(model, groups_of(model), cfg.lr, cfg.optimizer, cfg.momentum)}
+        return {"model": build_optimizer(model, groups_of(model), cfg.lr, cfg.optimizer, cfg.momentum,
+                                         cfg.weight_decay)}
 
     def training_step(self, model: nn.Module, batch, ctx: RunContext, device, optimizers):
         return classifier_step(model, batch, device, self.channels_last)

@@ -78,9 +78,26 @@ class AnomalyParams(GanParams):
                                                                  "term in G and E's loss (0: the book's loss)")
 
 
+class DetectionParams(TaskParams):
+    """Chapter 2: the detector's input, size, augmentation, matching and decoding."""
+
+    input_size: int = Field(300, ge=32, description="side of the square the detector sees (SSD300: 300)")
+    width: float = Field(1.0, gt=0, description="SSD300: channel multiplier of the VGG base and extras (1: the book's)")
+    match_iou: float = Field(0.5, gt=0, lt=1, description="a default box is an object's when their IoU is at least this")
+    negative_ratio: int = Field(3, ge=1, description="hard negative mining: background boxes kept per object box")
+    zoom_out_max: float = Field(4.0, ge=1, description="augmentation: the book's expand, up to this many times the "
+                                                      "image's size (1: off)")
+    score_threshold: float = Field(0.01, ge=0, lt=1, description="evaluation: detections below this score are dropped "
+                                                               "(low, as mAP needs the whole ranking)")
+    nms_iou: float = Field(0.45, gt=0, le=1, description="per-class non-maximum suppression: overlap that suppresses")
+    top_k: int = Field(200, ge=1, description="detections kept per image after NMS")
+    min_score: float = Field(0.3, ge=0, lt=1, description="served answers and card figures: the least score shown")
+
+
 # task module (tasks/<module>.py) -> its parameters
 PARAMS: dict[str, type[TaskParams]] = {"classification": ClassificationParams, "sentiment": SentimentParams,
-                                       "generation": GenerationParams, "anomaly": AnomalyParams}
+                                       "generation": GenerationParams, "anomaly": AnomalyParams,
+                                       "detection": DetectionParams}
 
 # The keys configs stored before ``params`` existed kept flat at the top level (every config had
 # all of them, whatever its task). Fixed: it describes that old format, not today's classes.

@@ -141,7 +141,7 @@ class SentimentTask(TaskDefaults):
     def optimizers(self, model: nn.Module, ctx: RunContext) -> dict[str, torch.optim.Optimizer]:
         cfg = ctx.cfg
         groups = (bert_models.param_groups if cfg.architecture == "bert" else transformer_models.param_groups)(model)
-        return {"model": build_optimizer(model, groups, cfg.lr, cfg.optimizer, cfg.momentum)}
+        return {"model": build_optimizer(model, groups, cfg.lr, cfg.optimizer, cfg.momentum, cfg.weight_decay)}
 
     def training_step(self, model: nn.Module, batch, ctx: RunContext, device, optimizers):
         return classifier_step(model, batch, device)

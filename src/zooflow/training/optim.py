@@ -10,8 +10,9 @@ OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.o
 
 
 def build_optimizer(model: nn.Module, groups: dict[str, list[nn.Parameter]], lr: dict[str, float],
-                    kind: str = "sgd", momentum: float = 0.9) -> torch.optim.Optimizer:
-    """Freeze every parameter, then unfreeze and optimise the groups named in ``lr``."""
+                    kind: str = "sgd", momentum: float = 0.9, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """Freeze every parameter, then unfreeze and optimise the groups named in ``lr`` (with
+    ``weight_decay`` as the optimiser's L2 penalty; AdamW's decoupled decay for ``adamw``)."""
     unknown = set(lr) - set(groups)
     if unknown:
         raise ValueError(f"lr names unknown parameter groups {sorted(unknown)}; the model has {sorted(groups)}")
@@ -23,6 +24,8 @@ def build_optimizer(model: nn.Module, groups: dict[str, list[nn.Parameter]], lr:
             parameter.requires_grad_(True)
         param_groups.append({"params": groups[name], "lr": rate, "name": name})
     extra = {"momentum": momentum} if kind == "sgd" else {}
+    if weight_decay:
+        extra["weight_decay"] = weight_decay
     return OPTIMIZERS[kind](param_groups, **extra)
 
 

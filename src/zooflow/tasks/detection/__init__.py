@@ -1,0 +1,1 @@
+"""Chapter 2: object detection (SSD) on the Pascal VOC format."""
