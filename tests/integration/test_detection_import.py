@@ -205,3 +205,31 @@ def test_each_broken_variant_fails_validation_naming_the_file(tmp_path, variant)
     assert any(f"({column})" in line and text in line for line in lines), lines
     if "#object" not in path:  # an image-level fault is not blamed on any object row
         assert not any("#object" in line for line in report.failures if f"({column})" in line)
+
+
+# -- the whole `zooflow data import detection` -----------------------------------------------------
+
+def test_zooflow_data_import_detection_records_a_version_or_changes_nothing(tmp_path, monkeypatch):
+    """Through the real CLI: a VOC download with junk becomes a new data version; a broken one
+    is refused by validation naming the file, with data/ and data.dvc exactly as before."""
+    from tests.cli import assert_one_clear_message, run_cli
+    from tests.conftest import make_project
+    from zooflow.data import store
+
+    root = make_project(tmp_path / "project", datasets=("classification",))
+    monkeypatch.setenv("ZOOFLOW_HOME", str(root))
+    monkeypatch.setenv("ZOOFLOW_CONFIG_DIR", str(root / "configs"))
+    source = download(tmp_path / "download" / "VOCdevkit")
+    code, output = run_cli("data", "import", "detection", source.parent)
+    assert code == 0, output
+    assert "left out" in output and "__MACOSX" in output
+    imported = root / "data" / "detection" / "VOCdevkit" / "VOC2012"
+    assert sorted(p.stem for p in (imported / voc.IMAGES).iterdir()) == LISTED
+    assert store.is_clean(root)
+    pointer = (root / "data.dvc").read_bytes()
+
+    _second_box(source, (5, 5, 9999, 40))  # a box far outside its image
+    code, output = run_cli("data", "import", "detection", source.parent)
+    assert code == 1
+    assert_one_clear_message(output, "img_0002.xml#object2", "box_ok")
+    assert (root / "data.dvc").read_bytes() == pointer and store.is_clean(root)
