@@ -48,6 +48,9 @@ def test_a_task_has_every_method_and_attribute_of_the_contract(module):
     missing += [name for name in ATTRIBUTES if not hasattr(task, name)]
     assert not missing, f"task {module!r} lacks {missing}"
     assert task.goal in ("min", "max")
+    from zooflow.registry import serving
+
+    assert serving.expected_for(module).columns and "{url}" not in serving.curl_line(module, "http://h/invocations")
     described = task.baseline_description
     assert isinstance(described, str) or (isinstance(described, dict) and all(isinstance(v, str) for v in described.values()))
 

@@ -7,7 +7,8 @@ def test_demo_covers_every_model_of_every_task():
                                      ("classification", "mobilenetv2-transfer"), ("sentiment", "transformer"),
                                      ("sentiment", "bert"), ("sentiment-ja", "transformer"),
                                      ("generation", "dcgan"), ("generation", "sagan"),
-                                     ("anomaly", "anogan"), ("anomaly", "efficientgan")}
+                                     ("anomaly", "anogan"), ("anomaly", "efficientgan"),
+                                     ("detection", "ssd300"), ("detection", "ssdlite-mobilenetv2")}
     assert ("sentiment-ja", "bert") not in all_runs("demo")  # smoke only offline, see its config
 
 

@@ -136,6 +136,8 @@ _CURL = {
                  '-d \'{{"instances": ["what a lovely day", "this was a waste of time"]}}\'',
     "generation": 'curl -s {url} -H "Content-Type: application/json" '
                   '-d \'{{"instances": [{{"seed": 1, "count": 4}}]}}\'',
+    "detection": 'curl -s {url} -H "Content-Type: application/json" '
+                 '-d "{{\\"instances\\": [\\"$(base64 -w0 PHOTO.jpg)\\"]}}"',
 }
 
 
