@@ -50,8 +50,12 @@ demo: install
 	$(PY) -m zooflow data ensure-demo
 	$(PY) -m zooflow demo $(if $(SEED),--seed $(SEED))
 
+# Two workers, one per core, whole test files each (module fixtures are built once); the 25
+# slowest tests are listed at the end so a creeping suite is seen before it hits its limit.
+TEST_WORKERS ?= 2
+
 test: install
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=25 $(PYTEST_ARGS)
 
 test-fast: install
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
