@@ -20,6 +20,14 @@ from zooflow.data.demo import BUILDERS, build_classification
 os.environ["ZOOFLOW_OFFLINE"] = "1"  # tests never download anything
 os.environ.pop("MLFLOW_TRACKING_URI", None)  # each test project has its own embedded store
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs two workers (pytest-xdist), one per core: a torch thread each, or four
+    # threads fight over two cores and every training test runs slower (the suite took 20 min
+    # with two threads a worker, 18 with one).
+    import torch
+
+    torch.set_num_threads(1)
+
 
 def make_project(folder: Path, policy: dict | None = None, datasets: tuple[str, ...] = ("classification",)) -> Path:
     """A fresh project: git, DVC with a local remote, the given demo datasets committed as a

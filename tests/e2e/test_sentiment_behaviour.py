@@ -21,6 +21,21 @@ CLEAR = {
 }
 
 
+@pytest.fixture(scope="module", autouse=True)
+def threads_of_make_demo():
+    """Train with the threads `make demo` uses (one per core), whatever the test runner set:
+    the thread count changes the order of float sums, so the weights (and the answers of these
+    borderline demo models) are those of `make demo` only with the same count."""
+    import os
+
+    import torch
+
+    saved = torch.get_num_threads()
+    torch.set_num_threads(os.cpu_count() or 1)
+    yield
+    torch.set_num_threads(saved)
+
+
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("behaviour")
