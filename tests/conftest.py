@@ -20,12 +20,13 @@ from zooflow.data.demo import BUILDERS, build_classification
 os.environ["ZOOFLOW_OFFLINE"] = "1"  # tests never download anything
 os.environ.pop("MLFLOW_TRACKING_URI", None)  # each test project has its own embedded store
 
+import torch  # noqa: E402
+
+TORCH_THREADS = torch.get_num_threads()  # torch's own choice for this machine, what `make demo` uses
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # `make test` runs two workers (pytest-xdist), one per core: a torch thread each, or four
     # threads fight over two cores and every training test runs slower (the suite took 20 min
     # with two threads a worker, 18 with one).
-    import torch
-
     torch.set_num_threads(1)
 
 

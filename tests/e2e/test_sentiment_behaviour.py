@@ -26,12 +26,12 @@ def threads_of_make_demo():
     """Train with the threads `make demo` uses (one per core), whatever the test runner set:
     the thread count changes the order of float sums, so the weights (and the answers of these
     borderline demo models) are those of `make demo` only with the same count."""
-    import os
-
     import torch
 
+    from tests.conftest import TORCH_THREADS
+
     saved = torch.get_num_threads()
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(TORCH_THREADS)
     yield
     torch.set_num_threads(saved)
 
