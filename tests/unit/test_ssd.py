@@ -68,6 +68,40 @@ def test_ssd300_width_shrinks_every_channel():
     assert model.l2norm.weight.shape == (32,) and model.extras[1].out_channels == 32
 
 
+
+def test_ssd300_batch_norm_follows_every_conv_of_base_and_extras_and_nothing_else():
+    book = ssd.SSD300(3, width=1 / 16)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in book.modules())
+    model = ssd.SSD300(3, width=1 / 16, batch_norm=True)
+    convs = [m for m in model.base if isinstance(m, torch.nn.Conv2d)]
+    norms = [m for m in model.base if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(convs) == len(norms) == 15
+    assert all(isinstance(model.base[i + 1], torch.nn.BatchNorm2d) for i, m in enumerate(model.base)
+               if isinstance(m, torch.nn.Conv2d))
+    assert [n.num_features for n in model.extra_norms] == [c.out_channels for c in model.extras]
+    # The first source is still conv4_3's ReLU (the 10th conv), and pool5 starts conv6/conv7.
+    assert isinstance(model.base[model.conv4_3_relu], torch.nn.ReLU)
+    assert model.base[model.conv4_3_relu - 2] is convs[9]
+    assert isinstance(model.base[model.pool5], torch.nn.MaxPool2d) and model.base[model.pool5 + 1] is convs[13]
+    groups = ssd.param_groups(model)
+    grouped = [id(p) for group in groups.values() for p in group]
+    assert sorted(grouped) == sorted(id(p) for p in model.parameters())  # each parameter in one group
+    model.eval()
+    with torch.no_grad():
+        loc, conf = model(torch.zeros(2, 3, 300, 300))
+    assert loc.shape == (2, SSD300_PRIORS, 4) and conf.shape == (2, SSD300_PRIORS, 4)
+
+
+def test_a_random_vgg_base_starts_with_he_init_so_the_signal_survives_its_depth():
+    torch.manual_seed(0)
+    model = ssd.SSD300(3, width=1 / 4)
+    x = torch.randn(2, 3, 300, 300)
+    with torch.no_grad():
+        out = model.base(x)
+    # Xavier would halve the variance at each of the 15 ReLU convs (~1e-4 of it left).
+    assert out.pow(2).mean() > 0.05, out.pow(2).mean()
+
+
 # ---- boxes: encode, decode, match, postprocess ---------------------------------------------
 
 def test_encode_decode_round_trip():
@@ -260,6 +294,8 @@ def test_torchvision_vgg16_becomes_the_ssd_base(monkeypatch):
     torch.testing.assert_close(model.base[31].weight, expected6, rtol=0, atol=0)
     with pytest.raises(ConfigError, match="width"):
         ssd.build_ssd300(20, pretrained="imagenet", width=0.5)
+    with pytest.raises(ConfigError, match="batch_norm"):
+        ssd.build_ssd300(20, pretrained="imagenet", batch_norm=True)
 
 
 def test_a_reducedfc_file_loads_and_a_wrong_file_is_rejected(tmp_path):

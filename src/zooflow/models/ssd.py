@@ -99,6 +99,7 @@ def _scaled(channels: int, width: float) -> int:
 # VGG-16's conv1_1..conv5_3 in torchvision's layout ("M": 2x2 max pool; "C": the same with
 # ceil_mode, which takes pool3 from 75 to 38 cells as in the paper).
 _VGG_LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, "C", 512, 512, 512, "M", 512, 512, 512)
+# The book's base (no batch norm), whose indices the VGG-16 weights are converted to:
 CONV4_3_RELU = 22   # base[22]: the ReLU after conv4_3, the first source
 POOL5 = 30          # base[30:]: pool5, conv6, ReLU, conv7, ReLU (the converted fc6/fc7)
 # The extras of SSD300: (out channels, kernel, stride, padding); every second one is a source.
@@ -106,24 +107,43 @@ _EXTRAS = ((256, 1, 1, 0), (512, 3, 2, 1), (128, 1, 1, 0), (256, 3, 2, 1),
            (128, 1, 1, 0), (256, 3, 1, 0), (128, 1, 1, 0), (256, 3, 1, 0))
 
 
-def _vgg_base(width: float) -> tuple[nn.Sequential, int, int]:
+@dataclass(frozen=True)
+class _Base:
+    """SSD's VGG base and where its parts are: the index of conv4_3's ReLU (the first source),
+    of pool5 (where conv6/conv7 begin) and the channels of conv4_3 and conv7."""
+
+    layers: nn.Sequential
+    conv4_3_relu: int
+    pool5: int
+    conv4_3_channels: int
+    conv7_channels: int
+
+
+def _conv(channels: int, out: int, batch_norm: bool, **options) -> list[nn.Module]:
+    """A conv and its ReLU, with batch norm between them when asked."""
+    return [nn.Conv2d(channels, out, **options), *([nn.BatchNorm2d(out)] if batch_norm else []), nn.ReLU(inplace=True)]
+
+
+def _vgg_base(width: float, batch_norm: bool = False) -> _Base:
     """SSD's VGG base (torchvision's ``features`` indices up to conv5_3, then pool5 3x3/1,
-    conv6 3x3 dilation 6 and conv7 1x1); returns it with conv4_3's and conv7's channels."""
+    conv6 3x3 dilation 6 and conv7 1x1). Without batch norm (the book's) its indices are
+    :data:`CONV4_3_RELU` and :data:`POOL5`, those of the converted VGG-16 weights."""
     layers: list[nn.Module] = []
-    channels = 3
+    channels, convs, conv4_3_relu = 3, 0, -1
     for item in _VGG_LAYOUT:
         if item in ("M", "C"):
             layers.append(nn.MaxPool2d(kernel_size=2, stride=2, ceil_mode=item == "C"))
             continue
         out = _scaled(item, width)
-        layers += [nn.Conv2d(channels, out, kernel_size=3, padding=1), nn.ReLU(inplace=True)]
-        channels = out
-    conv4_3 = layers[CONV4_3_RELU - 1].out_channels
-    fc = _scaled(1024, width)
+        layers += _conv(channels, out, batch_norm, kernel_size=3, padding=1)
+        channels, convs = out, convs + 1
+        if convs == 10:  # conv4_3
+            conv4_3_relu, conv4_3 = len(layers) - 1, out
+    pool5, fc = len(layers), _scaled(1024, width)
     layers += [nn.MaxPool2d(kernel_size=3, stride=1, padding=1),
-               nn.Conv2d(channels, fc, kernel_size=3, padding=6, dilation=6), nn.ReLU(inplace=True),
-               nn.Conv2d(fc, fc, kernel_size=1), nn.ReLU(inplace=True)]
-    return nn.Sequential(*layers), conv4_3, fc
+               *_conv(channels, fc, batch_norm, kernel_size=3, padding=6, dilation=6),
+               *_conv(fc, fc, batch_norm, kernel_size=1)]
+    return _Base(nn.Sequential(*layers), conv4_3_relu, pool5, conv4_3, fc)
 
 
 def _heads(sources: list[Tensor], loc_heads: nn.ModuleList, conf_heads: nn.ModuleList,
@@ -144,16 +164,21 @@ def _check_input(x: Tensor, size: int, name: str) -> None:
 
 class SSD300(nn.Module):
     """The book's SSD300: VGG-16 base with conv6/conv7, L2Norm on conv4_3, eight extra convs and
-    3x3 loc/conf heads on six sources; ``num_classes`` object classes plus background (index 0)."""
+    3x3 loc/conf heads on six sources; ``num_classes`` object classes plus background (index 0).
+
+    ``batch_norm`` (not the book's) puts batch norm after every conv of the base and the extras:
+    trained from random weights, a plain VGG SSD learns little in a few hundred steps, and
+    batch norm is what lets SSD train from scratch (ScratchDet, Zhu et al. 2019)."""
 
     spec = SSD300_SPEC
 
-    def __init__(self, num_classes: int, width: float = 1.0):
+    def __init__(self, num_classes: int, width: float = 1.0, batch_norm: bool = False):
         super().__init__()
         self.num_classes = num_classes
-        self.base, conv4_3, conv7 = _vgg_base(width)
-        self.l2norm = L2Norm(conv4_3)
-        extras, channels, sources = [], conv7, [conv4_3, conv7]
+        base = _vgg_base(width, batch_norm)
+        self.base, self.conv4_3_relu, self.pool5 = base.layers, base.conv4_3_relu, base.pool5
+        self.l2norm = L2Norm(base.conv4_3_channels)
+        extras, channels, sources = [], base.conv7_channels, [base.conv4_3_channels, base.conv7_channels]
         for index, (out, kernel, stride, padding) in enumerate(_EXTRAS):
             out = _scaled(out, width)
             extras.append(nn.Conv2d(channels, out, kernel_size=kernel, stride=stride, padding=padding))
@@ -161,6 +186,9 @@ class SSD300(nn.Module):
             if index % 2 == 1:
                 sources.append(out)
         self.extras = nn.ModuleList(extras)
+        # Identity (no parameters, no state) in the book's network.
+        self.extra_norms = nn.ModuleList(nn.BatchNorm2d(conv.out_channels) if batch_norm else nn.Identity()
+                                         for conv in extras)
         boxes = [self.spec.boxes_per_location(k) for k in range(len(sources))]
         self.loc = nn.ModuleList(nn.Conv2d(c, 4 * b, kernel_size=3, padding=1) for c, b in zip(sources, boxes))
         self.conf = nn.ModuleList(nn.Conv2d(c, (num_classes + 1) * b, kernel_size=3, padding=1)
@@ -170,23 +198,28 @@ class SSD300(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        """Xavier uniform weights and zero biases for every conv (the book's init; pretrained
-        weights then replace the base's)."""
+        """Zero biases; Xavier uniform weights for the extras and heads (the book's init) and
+        He (Kaiming) normal weights for the VGG base, as torchvision's VGG starts from scratch.
+        Pretrained weights replace the base's; a random base (demo profile) needs He's init:
+        Xavier halves the signal's variance at each of its 15 ReLU convs."""
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.xavier_uniform_(module.weight)
                 nn.init.zeros_(module.bias)
+        for module in self.base.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         _check_input(x, self.spec.input_size, "SSD300")
         sources = []
         for index, layer in enumerate(self.base):
             x = layer(x)
-            if index == CONV4_3_RELU:
+            if index == self.conv4_3_relu:
                 sources.append(self.l2norm(x))
         sources.append(x)
-        for index, conv in enumerate(self.extras):
-            x = F.relu(conv(x), inplace=True)
+        for index, (conv, norm) in enumerate(zip(self.extras, self.extra_norms)):
+            x = F.relu(norm(conv(x)), inplace=True)
             if index % 2 == 1:
                 sources.append(x)
         return _heads(sources, self.loc, self.conf, self.num_classes + 1)
@@ -240,16 +273,17 @@ def _load_strict(module: nn.Module, state: dict, where: str, what: str) -> None:
                             f"unexpected keys: {_listed(unexpected)})")
 
 
-def build_ssd300(num_classes: int, pretrained: str = "none", width: float = 1.0) -> SSD300:
+def build_ssd300(num_classes: int, pretrained: str = "none", width: float = 1.0, batch_norm: bool = False) -> SSD300:
     """SSD300 for ``num_classes``; its VGG base from ``pretrained`` (``imagenet``: torchvision's
     VGG16 ImageNet weights; a path: a torchvision VGG-16 or a ``vgg16_reducedfc`` state_dict;
     ``none``: random). Missing weights raise PretrainedWeightsMissing, never a random fallback."""
-    model = SSD300(num_classes, width=width)
+    model = SSD300(num_classes, width=width, batch_norm=batch_norm)
     if pretrained == "none":
         return model
-    if width != 1.0:
-        raise ConfigError(f"pretrained: {pretrained} needs the full SSD300 (width 1.0), not width {width}: "
-                          "set pretrained: none for a shrunk SSD300, or width 1.0")
+    if width != 1.0 or batch_norm:
+        raise ConfigError(f"pretrained: {pretrained} needs the book's SSD300 (width 1.0, no batch_norm), not width "
+                          f"{width}{' with batch_norm' if batch_norm else ''}: set pretrained: none for that "
+                          "network, or the book's sizes")
     state = (imagenet_state_dict(VGG16_Weights.IMAGENET1K_V1) if pretrained == "imagenet"
              else load_state_dict_file(pretrained))
     base = ssd_base_state_dict(state, pretrained)
@@ -401,7 +435,8 @@ def param_groups(model: SSD300 | SSDLiteMobileNetV2) -> dict[str, list[nn.Parame
     L2Norm and the extra convs; SSDLite: the extra blocks) and ``head`` (loc + conf)."""
     head = [*model.loc.parameters(), *model.conf.parameters()]
     if isinstance(model, SSD300):
-        return {"backbone": list(model.base[:POOL5].parameters()),
-                "extras": [*model.base[POOL5:].parameters(), *model.l2norm.parameters(), *model.extras.parameters()],
+        return {"backbone": list(model.base[:model.pool5].parameters()),
+                "extras": [*model.base[model.pool5:].parameters(), *model.l2norm.parameters(),
+                           *model.extras.parameters(), *model.extra_norms.parameters()],
                 "head": head}
     return {"backbone": list(model.backbone.parameters()), "extras": list(model.extras.parameters()), "head": head}

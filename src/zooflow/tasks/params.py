@@ -83,6 +83,8 @@ class DetectionParams(TaskParams):
 
     input_size: int = Field(300, ge=32, description="side of the square the detector sees (SSD300: 300)")
     width: float = Field(1.0, gt=0, description="SSD300: channel multiplier of the VGG base and extras (1: the book's)")
+    batch_norm: bool = Field(False, description="SSD300: batch norm after each conv of the base and extras (not the "
+                                                "book's; what lets it learn from random weights)")
     match_iou: float = Field(0.5, gt=0, lt=1, description="a default box is an object's when their IoU is at least this")
     negative_ratio: int = Field(3, ge=1, description="hard negative mining: background boxes kept per object box")
     zoom_out_max: float = Field(4.0, ge=1, description="augmentation: the book's expand, up to this many times the "

@@ -34,7 +34,8 @@ from zooflow.training.engine import Loaders, Step, to_device
 from zooflow.training.optim import build_optimizer
 
 ARCHITECTURES = {
-    "ssd300": lambda cfg, n, pretrained: ssd.build_ssd300(n, pretrained, cfg.params.width),
+    "ssd300": lambda cfg, n, pretrained: ssd.build_ssd300(n, pretrained, cfg.params.width,
+                                                                  cfg.params.batch_norm),
     "ssdlite_mobilenet_v2": lambda cfg, n, pretrained: ssd.build_ssdlite_mobilenet_v2(n, pretrained,
                                                                                       cfg.params.input_size),
 }
