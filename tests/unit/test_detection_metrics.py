@@ -165,6 +165,12 @@ def test_no_detections_score_zero():
     assert metrics["map_50"] == 0.0 and metrics["map_50_95"] == 0.0 and metrics["detections_per_image"] == 0.0
 
 
+def test_scoring_prints_nothing(capsys):
+    # pycocotools' summary on stdout would land in every flow's log, twice per evaluation.
+    scores(perfect_detections(PERFECT_TRUTHS), PERFECT_TRUTHS, CLASSES)
+    assert capsys.readouterr().out == ""
+
+
 def test_coco_map_ignores_a_detection_on_a_difficult_truth():
     # The top-scored extra detection sits on image 2's difficult truth: ignored, mAP stays 1.
     detections = perfect_detections(PERFECT_TRUTHS)

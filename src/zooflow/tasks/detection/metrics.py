@@ -9,6 +9,8 @@ them hold one entry per image, in the same order.
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -208,7 +210,10 @@ def coco_map(detections: Sequence[dict], truths: Sequence[dict], classes: Sequen
     metric.warn_on_many_detections = False
     predictions, targets = zip(*(_without_difficult(d, t) for d, t in zip(detections, truths)))
     metric.update(list(predictions), list(targets))
-    result = metric.compute()
+    # pycocotools prints its 12-line summary on stdout, which Prefect logs at every evaluation
+    # (twice: model and baseline); the figures that matter are returned and logged as metrics.
+    with contextlib.redirect_stdout(io.StringIO()):
+        result = metric.compute()
     return {"map_50_95": _number(result["map"]), "map_coco_50": _number(result["map_50"]),
             "map_75": _number(result["map_75"])}
 
