@@ -126,6 +126,18 @@ def _convert(image: Image.Image, name: str) -> tuple[Image.Image, list[str]]:
                         "CMYK are)")
 
 
+def _decoded(image: Image.Image, name: str, then=lambda image: image):
+    """``then(image)`` after a full decode of ``image`` (a truncated or corrupt file fails here,
+    not in training), with Pillow's bomb warning as an error."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            image.load()
+            return then(image)
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as error:
+            raise ImageRejected(f"{name}: cannot decode ({error})") from None
+
+
 def decode(source, mode: str = "RGB", max_side: int = MAX_SIDE) -> Decoded:
     """Decode a file path or encoded bytes fully into ``mode`` ("RGB" or "L"), applying the
     conversions in the module docstring; an ``ImageRejected`` otherwise."""
@@ -133,13 +145,7 @@ def decode(source, mode: str = "RGB", max_side: int = MAX_SIDE) -> Decoded:
     image = _open(source, name)
     with image:
         _check_size(image, name, max_side)
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            try:
-                image.load()  # a full decode: a truncated or corrupt file fails here, not in training
-                rotated = ImageOps.exif_transpose(image)
-            except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as error:
-                raise ImageRejected(f"{name}: cannot decode ({error})") from None
+        rotated = _decoded(image, name, ImageOps.exif_transpose)
         steps = []
         if image.getexif().get(ORIENTATION, 1) not in (0, 1):
             steps.append("exif-rotated")
@@ -152,6 +158,18 @@ def decode(source, mode: str = "RGB", max_side: int = MAX_SIDE) -> Decoded:
         else:
             converted = converted.copy()  # detached from the file, which closes here
     return Decoded(converted, tuple(steps), image.mode)
+
+
+def decode_stored(source, max_side: int = MAX_SIDE) -> tuple[Image.Image, str]:
+    """A file path or encoded bytes decoded fully with its pixels as stored, and its file format
+    ("PNG", "JPEG", ...): no conversion and no EXIF rotation, so a palette image keeps its
+    indices (a label mask's values are class ids, not colours). Refused like ``decode``: a
+    decompression bomb, an undecodable file."""
+    name = _name(source)
+    image = _open(source, name)
+    with image:
+        _check_size(image, name, max_side)
+        return _decoded(image, name, Image.Image.copy), image.format or ""
 
 
 def open_rgb(source, max_side: int = MAX_SIDE) -> Image.Image:

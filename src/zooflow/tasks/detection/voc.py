@@ -21,39 +21,29 @@ exactly one flag, so validation names it once: a missing XML is ``has_annotation
 stays True), a missing image is ``has_image`` (``decodes`` stays True), an image that does not
 decode is ``decodes`` (``size_matches`` stays True), and a file in no split is ``listed`` only
 (it is not read at all).
+
+The folder, class set and split rules are those of every VOC task (``zooflow.data.voc_layout``):
+this module's ``LAYOUT`` names detection's parts.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
-import os
-import stat
-import unicodedata
-from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from zooflow.data import images, safety
+from zooflow.data import images, safety, voc_layout
 from zooflow.data.images import MAX_SIDE
-from zooflow.data.safety import ImportRejected
+from zooflow.data.voc_layout import (  # noqa: F401 - the layout's names, as detection's modules and tests use them
+    CLASSES_FILE, DEVKIT, IMAGE_SUFFIXES, IMAGES, MAX_ID, SPLITS, VOC_CLASSES, Scan, find_image, plain_file_name)
 from zooflow.errors import InputRejected
 
-VOC_CLASSES: tuple[str, ...] = (
-    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable", "dog",
-    "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor")
-SPLITS = ("train", "val")
-CLASSES_FILE = "classes.txt"
-DEVKIT = "VOCdevkit"
-IMAGES = "JPEGImages"
 ANNOTATIONS = "Annotations"
 SPLIT_FOLDER = "ImageSets/Main"
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG")  # the order an id's image is looked for
-MAX_ID = 128
 BOX_TAGS = ("xmin", "ymin", "xmax", "ymax")
 
 
@@ -90,118 +80,20 @@ class Annotation:
     objects: tuple[VOCObject, ...]
 
 
+LAYOUT = voc_layout.Layout(task="detection", labels=ANNOTATIONS, label_suffix=".xml", label_kind="annotation",
+                           labels_hold="their boxes", split_folder=SPLIT_FOLDER, default_classes=VOC_CLASSES,
+                           default_source="the 20 VOC classes", error=AnnotationError)
+
 # -- the folder, the class set, the splits ----------------------------------------------------
 
-def voc_root(folder: Path) -> Path:
-    """The single ``VOCdevkit/VOC*`` folder under a task's data folder."""
-    devkit = Path(folder) / DEVKIT
-    if devkit.is_symlink() or not devkit.is_dir():
-        raise ImportRejected(f"{folder}: no {DEVKIT}/ folder; a Pascal VOC dataset is "
-                             f"{DEVKIT}/VOC<year>/{{{IMAGES},{ANNOTATIONS},{SPLIT_FOLDER}}}")
-    found = sorted(entry.name for entry in os.scandir(devkit)
-                   if entry.name.startswith("VOC") and entry.is_dir(follow_symlinks=False))
-    if len(found) != 1:
-        what = "no VOC<year> folder" if not found else f"{len(found)} VOC folders ({', '.join(found)})"
-        raise ImportRejected(f"{devkit}: holds {what}; the task's data is exactly one {DEVKIT}/VOC<year>/ folder")
-    return devkit / found[0]
-
-
-def read_classes(root: Path) -> list[str]:
-    """The class set of the VOC folder ``root``, in label order: its ``classes.txt`` (each name
-    a safe name, no duplicates, at least one) or, without one, the 20 VOC classes."""
-    path = Path(root) / CLASSES_FILE
-    if not path.exists() and not path.is_symlink():
-        return list(VOC_CLASSES)
-    try:
-        text = safety.read_bytes(path).decode("utf-8-sig")  # a BOM from a Windows editor is harmless
-    except UnicodeDecodeError as error:
-        raise ImportRejected(f"{path}: not UTF-8 ({error.reason} at byte {error.start})") from None
-    classes: list[str] = []
-    first_line: dict[str, int] = {}
-    for number, line in enumerate(text.splitlines(), 1):
-        name = line.strip()
-        if not name:
-            continue
-        safety.check_name(name, f"{path} line {number}", kind="class name")
-        if name in first_line:
-            raise ImportRejected(f"{path} line {number}: the class {name!r} is declared twice "
-                                 f"(first on line {first_line[name]})")
-        first_line[name] = number
-        classes.append(name)
-    if not classes:
-        raise ImportRejected(f"{path}: declares no class; list one class per line (or remove the file to use "
-                             f"the 20 VOC classes)")
-    return classes
-
-
-def split_file(root: Path, split: str) -> Path:
-    """Where the ids of ``split`` are listed."""
-    return Path(root) / SPLIT_FOLDER / f"{split}.txt"
-
-
-def id_problem(image_id: str) -> str:
-    """Why ``image_id`` cannot name a file in ``JPEGImages/``/``Annotations/`` ("" if it can)."""
-    if len(image_id) > MAX_ID:
-        return f"the image id {image_id[:40]!r}... is longer than {MAX_ID} characters"
-    if any(unicodedata.category(char) == "Cc" for char in image_id):
-        return f"the image id {image_id!r} holds a control character"
-    if "/" in image_id or "\\" in image_id or ".." in image_id or image_id.startswith("."):
-        return (f"the image id {image_id!r} is not a plain file name (no '/', '\\', '..' or leading '.'): "
-                "ids name JPEGImages/<id>.jpg and Annotations/<id>.xml")
-    if any(char.isspace() for char in image_id):
-        # "2008_000008  1" is a line of a per-class list (aeroplane_train.txt), not of a split list.
-        return (f"the image id {image_id!r} holds a space; a split list has one id per line (per-class lists "
-                "such as aeroplane_train.txt, with a second column, are not split lists)")
-    return ""
-
-
-def _read_split_lines(root: Path, split: str) -> tuple[list[str], list[str]]:
-    """The ids of one split list, and every problem of that list (each naming the file and line)."""
-    path = split_file(root, split)
-    if not path.exists() and not path.is_symlink():
-        return [], [f"{path}: is missing; a VOC dataset lists the ids of its {split} images there"]
-    try:
-        text = safety.read_bytes(path).decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        return [], [f"{path}: not UTF-8 ({error.reason} at byte {error.start})"]
-    except InputRejected as error:
-        return [], [str(error)]
-    ids: list[str] = []
-    problems: list[str] = []
-    first_line: dict[str, int] = {}
-    for number, line in enumerate(text.splitlines(), 1):
-        image_id = line.strip()
-        if not image_id:
-            continue
-        if problem := id_problem(image_id):
-            problems.append(f"{path} line {number}: {problem}")
-        elif image_id in first_line:
-            problems.append(f"{path} line {number}: the id {image_id!r} is listed twice (first on line "
-                            f"{first_line[image_id]})")
-        else:
-            first_line[image_id] = number
-            ids.append(image_id)
-    return ids, problems
-
-
-def read_split(root: Path, split: str) -> list[str]:
-    """The image ids of ``ImageSets/Main/<split>.txt``, in file order (blank lines ignored); an
-    unsafe or duplicated id is an ``AnnotationError`` naming the file and line."""
-    ids, problems = _read_split_lines(root, split)
-    if problems:
-        raise AnnotationError(problems[0])
-    return ids
+voc_root = LAYOUT.voc_root
+read_classes = LAYOUT.read_classes
+split_file = LAYOUT.split_file
+id_problem = LAYOUT.id_problem
+read_split = LAYOUT.read_split
 
 
 # -- one annotation ----------------------------------------------------------------------------
-
-def plain_file_name(name: str) -> bool:
-    """True if ``name`` names a file directly inside a folder (no separators, no '..', not
-    absolute, no control characters)."""
-    return (bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name
-            and ".." not in name and not any(unicodedata.category(char) == "Cc" for char in name)
-            and not Path(name).is_absolute() and len(name) <= 255)
-
 
 def _text(element, tag: str, where: str, required: bool = True) -> str | None:
     """The stripped text of ``element``'s child ``tag``; missing is an error when required."""
@@ -299,14 +191,6 @@ def parse_annotation(path: Path) -> Annotation:
     return Annotation(filename=filename, width=width, height=height, objects=objects)
 
 
-def find_image(names: set[str], image_id: str, filename: str = "") -> str | None:
-    """The file in ``JPEGImages/`` (whose entries are ``names``) that holds ``image_id``'s image:
-    the XML's ``<filename>`` when it is that id's file, else ``<id>.jpg`` (or .jpeg, .png)."""
-    if filename and plain_file_name(filename) and Path(filename).stem == image_id and filename in names:
-        return filename
-    return next((image_id + suffix for suffix in IMAGE_SUFFIXES if image_id + suffix in names), None)
-
-
 # -- the manifest --------------------------------------------------------------------------------
 
 COLUMNS = {
@@ -331,40 +215,6 @@ def _blank_row() -> dict:
     return row
 
 
-def _entries(folder: Path) -> dict[str, bool]:
-    """The entries of ``folder`` (name -> is a plain file), without following links; litter
-    that the importer skips is left out; a missing folder has none."""
-    if folder.is_symlink() or not folder.is_dir():
-        return {}
-    found = {}
-    for name in os.listdir(folder):
-        mode = os.lstat(folder / name).st_mode
-        if not (stat.S_ISDIR(mode) and safety.is_junk(name, folder=True)) and not safety.is_junk(name):
-            found[name] = stat.S_ISREG(mode)
-    return found
-
-
-def _inspect_image(path: Path, max_side: int) -> dict:
-    """Decode one image fully: its size, hash and conversions, or why it cannot be used."""
-    facts = {"width": 0, "height": 0, "decodes": False, "sha256": "", "bytes": 0, "converted": "", "problem": ""}
-    try:
-        data = safety.read_bytes(path)
-    except InputRejected as error:
-        facts["problem"] = str(error).removeprefix(f"{path}: ")
-        return facts
-    facts.update(sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
-    try:
-        decoded = images.decode(data, "RGB", max_side)
-    except images.ImageRejected as error:
-        facts["problem"] = str(error).removeprefix("image bytes: ")
-    except Exception as error:  # noqa: BLE001 - a decoder failing on user bytes is a bad row, not a crash
-        facts["problem"] = f"cannot decode: {type(error).__name__}: {error}"
-    else:
-        facts.update(width=decoded.image.width, height=decoded.image.height, decodes=True,
-                     converted="; ".join(decoded.steps))
-    return facts
-
-
 def _number_text(value: float) -> str:
     return f"{value:g}"
 
@@ -383,43 +233,12 @@ def _box_problems(item: VOCObject, width: int, height: int) -> list[str]:
     return problems
 
 
-@dataclass
-class _Scan:
-    """What the manifest learns about a VOC folder before it writes rows."""
-
-    root: Path
-    base: Path
-    split_ids: dict[str, list[str]] = field(default_factory=dict)
-    split_sets: dict[str, set[str]] = field(default_factory=dict)
-    split_problems: dict[str, list[str]] = field(default_factory=dict)
-    image_entries: dict[str, bool] = field(default_factory=dict)
-    annotation_entries: dict[str, bool] = field(default_factory=dict)
-
-    def relative(self, path: Path) -> str:
-        """``path`` as the manifest names it (relative to ``base``, with '/')."""
-        return Path(path).relative_to(self.base).as_posix()
-
-    def splits_of(self, image_id: str) -> list[str]:
-        return [split for split in SPLITS if image_id in self.split_sets[split]]
-
-
-def _scan(folder: Path, relative_to: Path | None) -> _Scan:
-    root = voc_root(folder)
-    scan = _Scan(root=root, base=Path(relative_to) if relative_to else Path(folder))
-    for split in SPLITS:
-        scan.split_ids[split], scan.split_problems[split] = _read_split_lines(root, split)
-        scan.split_sets[split] = set(scan.split_ids[split])
-    scan.image_entries = _entries(root / IMAGES)
-    scan.annotation_entries = _entries(root / ANNOTATIONS)
-    return scan
-
-
-def _read_listed(scan: _Scan, image_id: str, max_side: int) -> dict:
+def _read_listed(scan: Scan, image_id: str, max_side: int) -> dict:
     """Everything about one listed id that does not depend on its split: the annotation (or why
     it cannot be read), its image file and that image's facts."""
     name = f"{image_id}.xml"
     annotation_path = scan.root / ANNOTATIONS / name
-    facts = {"annotation_path": annotation_path, "has_annotation": name in scan.annotation_entries,
+    facts = {"annotation_path": annotation_path, "has_annotation": name in scan.label_entries,
              "annotation": None, "xml_problem": ""}
     if facts["has_annotation"]:
         try:
@@ -430,32 +249,11 @@ def _read_listed(scan: _Scan, image_id: str, max_side: int) -> dict:
     image_name = find_image(set(scan.image_entries), image_id, filename)
     facts["image_path"] = scan.root / IMAGES / (image_name or f"{image_id}.jpg")
     facts["has_image"] = image_name is not None
-    facts["image"] = _inspect_image(facts["image_path"], max_side) if image_name else None
+    facts["image"] = voc_layout.inspect_image(facts["image_path"], max_side) if image_name else None
     return facts
 
 
-def _leaks(scan: _Scan, listed: dict[str, dict]) -> dict[str, list[str]]:
-    """For each listed id, why it is in the other split too: listed in both, or the same image
-    bytes under an id of the other split."""
-    reasons: dict[str, list[str]] = defaultdict(list)
-    both = scan.split_sets["train"] & scan.split_sets["val"]
-    for image_id in both:
-        reasons[image_id].append(f"the id {image_id!r} is listed in both {SPLIT_FOLDER}/train.txt and val.txt")
-    by_hash: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for image_id, facts in listed.items():
-        if facts["image"] and facts["image"]["sha256"]:
-            for split in scan.splits_of(image_id):
-                by_hash[facts["image"]["sha256"]].append((split, image_id))
-    for holders in by_hash.values():
-        for split, image_id in holders:
-            others = sorted({other for other_split, other in holders if other_split != split and other != image_id})
-            if others:
-                shown = ", ".join(f"{IMAGES}/{listed[other]['image_path'].name}" for other in others[:3])
-                reasons[image_id].append(f"the same image bytes as {shown} (other split)")
-    return reasons
-
-
-def _image_problems(scan: _Scan, image_id: str, split: str, facts: dict, leaks: list[str]) -> tuple[dict, list[str]]:
+def _image_problems(scan: Scan, image_id: str, split: str, facts: dict, leaks: list[str]) -> tuple[dict, list[str]]:
     """The image-level columns and problems shared by every row of one listed id in one split."""
     image = facts["image"] or {}
     annotation: Annotation | None = facts["annotation"]
@@ -492,7 +290,7 @@ def _image_problems(scan: _Scan, image_id: str, split: str, facts: dict, leaks: 
     return values, problems
 
 
-def _object_rows(scan: _Scan, facts: dict, shared: dict, problems: list[str], classes: set[str],
+def _object_rows(scan: Scan, facts: dict, shared: dict, problems: list[str], classes: set[str],
                  class_source: str) -> list[dict]:
     """One row per object of a listed image whose XML parsed and whose image exists."""
     annotation: Annotation = facts["annotation"]
@@ -513,7 +311,7 @@ def _object_rows(scan: _Scan, facts: dict, shared: dict, problems: list[str], cl
     return rows
 
 
-def _listed_rows(scan: _Scan, split: str, image_id: str, facts: dict, leaks: list[str], classes: set[str],
+def _listed_rows(scan: Scan, split: str, image_id: str, facts: dict, leaks: list[str], classes: set[str],
                  class_source: str) -> list[dict]:
     """The rows of one listed id in one split: its objects, or one image row when there is no
     usable object (no objects, no readable XML, no image)."""
@@ -524,33 +322,11 @@ def _listed_rows(scan: _Scan, split: str, image_id: str, facts: dict, leaks: lis
     return [{**_blank_row(), **shared, "path": scan.relative(path), "error": "; ".join(problems)}]
 
 
-def _unlisted_rows(scan: _Scan, listed: dict[str, dict]) -> list[dict]:
-    """A row per file in ``JPEGImages/`` or ``Annotations/`` that no split uses (not read: the
-    task folder must hold exactly the listed data)."""
-    used_images = {facts["image_path"].name for facts in listed.values() if facts["has_image"]}
-    used_annotations = {f"{image_id}.xml" for image_id, facts in listed.items() if facts["has_annotation"]}
-    no_split = f"is in no split ({SPLIT_FOLDER}/train.txt, val.txt)"
-    rows = []
-    for folder, entries, used in ((IMAGES, scan.image_entries, used_images),
-                                  (ANNOTATIONS, scan.annotation_entries, used_annotations)):
-        for name in sorted(set(entries) - used):
-            what = "" if entries[name] else " (not a plain file)"
-            rows.append({**_blank_row(), "path": scan.relative(scan.root / folder / name),
-                         "image_id": Path(name).stem, "listed": False,
-                         "image": scan.relative(scan.root / folder / name) if folder == IMAGES else "",
-                         "error": f"{folder}/{name}{what} {no_split}"})
-    return rows
-
-
-def _split_problem_rows(scan: _Scan) -> list[dict]:
-    """A row per problem of a split list (missing, unreadable, an unsafe or repeated id)."""
-    rows = []
-    for split, problems in scan.split_problems.items():
-        path = split_file(scan.root, split)
-        for problem in problems:
-            rows.append({**_blank_row(), "path": scan.relative(path), "split": split, "listed": False,
-                         "error": problem.removeprefix(f"{path}: ").removeprefix(f"{path} ")})
-    return rows
+def _unlisted_rows(scan: Scan, listed: dict[str, dict]) -> list[dict]:
+    """A row per file in ``JPEGImages/`` or ``Annotations/`` that no split uses."""
+    used = {IMAGES: {facts["image_path"].name for facts in listed.values() if facts["has_image"]},
+            ANNOTATIONS: {f"{image_id}.xml" for image_id, facts in listed.items() if facts["has_annotation"]}}
+    return voc_layout.unlisted_rows(scan, used, _blank_row)
 
 
 def manifest(folder: Path, classes: list[str], relative_to: Path | None = None,
@@ -560,18 +336,17 @@ def manifest(folder: Path, classes: list[str], relative_to: Path | None = None,
     ``COLUMNS`` (see the module docstring for the flags). Paths are relative to ``relative_to``
     (default: ``folder``). Never raises for bad data, only for a folder that is not a VOC
     dataset at all (``voc_root``)."""
-    scan = _scan(folder, relative_to)
-    class_source = (f"{CLASSES_FILE}" if (scan.root / CLASSES_FILE).exists() else "the 20 VOC classes")
+    scan = LAYOUT.scan(folder, relative_to)
+    class_source = LAYOUT.class_source(scan.root)
     known = set(classes)
-    listed_ids = list(dict.fromkeys(scan.split_ids["train"] + scan.split_ids["val"]))
-    listed = {image_id: _read_listed(scan, image_id, max_side) for image_id in listed_ids}  # each image read once
-    leaks = _leaks(scan, listed)
+    listed = {image_id: _read_listed(scan, image_id, max_side) for image_id in scan.listed_ids()}  # each image read once
+    leaks = voc_layout.leaks(scan, listed)
     rows = []
     for split in SPLITS:
         for image_id in scan.split_ids[split]:
             rows += _listed_rows(scan, split, image_id, listed[image_id], leaks.get(image_id, []), known,
                                  class_source)
-    rows += _unlisted_rows(scan, listed) + _split_problem_rows(scan)
+    rows += _unlisted_rows(scan, listed) + voc_layout.split_problem_rows(scan, _blank_row)
     table = pd.DataFrame(rows, columns=list(COLUMNS))
     return table.astype(COLUMNS)
 
@@ -608,7 +383,7 @@ class VOCDetection(Dataset):
         self.transform = transform
         self.keep_difficult = keep_difficult
         self.image_ids = read_split(self.root, split)
-        self._image_names = {name for name, plain in _entries(self.root / IMAGES).items() if plain}
+        self._image_names = {name for name, plain in voc_layout.entries(self.root / IMAGES).items() if plain}
         self._annotations: dict[int, Annotation] = {}
 
     def __len__(self) -> int:
