@@ -39,7 +39,7 @@ from torch.utils.data import Dataset
 from zooflow.data import images, safety, voc_layout
 from zooflow.data.images import MAX_SIDE
 from zooflow.data.voc_layout import (  # noqa: F401 - the layout's names, as detection's modules and tests use them
-    CLASSES_FILE, DEVKIT, IMAGE_SUFFIXES, IMAGES, MAX_ID, SPLITS, VOC_CLASSES, Scan, find_image, plain_file_name)
+    CLASSES_FILE, DEVKIT, IMAGES, SPLITS, VOC_CLASSES, Scan, find_image, plain_file_name)
 from zooflow.errors import InputRejected
 
 ANNOTATIONS = "Annotations"
@@ -207,12 +207,7 @@ FLAGS = ("xml_ok", "has_image", "has_annotation", "listed", "decodes", "box_ok",
 
 def _blank_row() -> dict:
     """A row with every flag passing and nothing known; the callers fill in what they find."""
-    row = {name: "" for name, kind in COLUMNS.items() if kind == "str"}
-    row.update({name: math.nan for name, kind in COLUMNS.items() if kind == "float64"})
-    row.update({name: 0 for name, kind in COLUMNS.items() if kind == "int64"})
-    row.update({name: True for name in FLAGS}, difficult=False, truncated=False, train_without_objects=False,
-               in_other_split=False)
-    return row
+    return voc_layout.blank_row(COLUMNS, FLAGS)
 
 
 def _number_text(value: float) -> str:
@@ -339,7 +334,8 @@ def manifest(folder: Path, classes: list[str], relative_to: Path | None = None,
     scan = LAYOUT.scan(folder, relative_to)
     class_source = LAYOUT.class_source(scan.root)
     known = set(classes)
-    listed = {image_id: _read_listed(scan, image_id, max_side) for image_id in scan.listed_ids()}  # each image read once
+    listed = {image_id: _read_listed(scan, image_id, max_side)  # each image read once
+              for image_id in scan.listed_ids()}
     leaks = voc_layout.leaks(scan, listed)
     rows = []
     for split in SPLITS:
@@ -366,7 +362,7 @@ def expectations(classes: list[str]) -> list:
 
 # -- the dataset ----------------------------------------------------------------------------------
 
-class VOCDetection(Dataset):
+class VOCDetection(voc_layout.SplitFiles, Dataset):
     """One split of a VOC folder as (image, target) pairs: the image a ``tv_tensors.Image``
     (uint8, CHW), the target ``{"boxes": BoundingBoxes (XYXY, 0-based pixels), "labels": int64
     class indices into ``classes``, "difficult": bool}``. Difficult objects are left out unless
@@ -374,35 +370,22 @@ class VOCDetection(Dataset):
     ``transform(image, target)`` follows the torchvision transforms v2 convention."""
 
     def __init__(self, folder: Path, split: str, classes: list[str], transform=None, keep_difficult: bool = False):
-        if split not in SPLITS:
-            raise ValueError(f"unknown split {split!r}; a VOC folder has {', '.join(SPLITS)}")
-        self.root = voc_root(folder)
-        self.split = split
+        super().__init__(folder, split, LAYOUT)
         self.classes = list(classes)
         self.class_index = {name: index for index, name in enumerate(self.classes)}
         self.transform = transform
         self.keep_difficult = keep_difficult
-        self.image_ids = read_split(self.root, split)
-        self._image_names = {name for name, plain in voc_layout.entries(self.root / IMAGES).items() if plain}
         self._annotations: dict[int, Annotation] = {}
-
-    def __len__(self) -> int:
-        return len(self.image_ids)
 
     def annotation(self, index: int) -> Annotation:
         """The parsed ``Annotations/<id>.xml`` of the ``index``-th image (every object kept)."""
         if index not in self._annotations:
-            self._annotations[index] = parse_annotation(self.root / ANNOTATIONS / f"{self.image_ids[index]}.xml")
+            self._annotations[index] = parse_annotation(self.label_path(index))
         return self._annotations[index]
 
     def image_path(self, index: int) -> Path:
-        """The image file of the ``index``-th id."""
-        image_id = self.image_ids[index]
-        name = find_image(self._image_names, image_id, self.annotation(index).filename)
-        if name is None:
-            raise AnnotationError(f"{self.root / IMAGES / (image_id + '.jpg')}: is missing but listed in "
-                                  f"{split_file(self.root, self.split)}")
-        return self.root / IMAGES / name
+        """The image file of the ``index``-th id: the one its XML names, else ``<id>.jpg``."""
+        return self.find_image_path(index, self.annotation(index).filename)
 
     def image_size(self, index: int) -> tuple[int, int]:
         """(height, width) of the ``index``-th image, from its XML (validation checked that it
