@@ -22,7 +22,6 @@ os.environ.pop("MLFLOW_TRACKING_URI", None)  # each test project has its own emb
 
 import torch  # noqa: E402
 
-TORCH_THREADS = torch.get_num_threads()  # torch's own choice for this machine, what `make demo` uses
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # `make test` runs two workers (pytest-xdist), one per core: a torch thread each, or four
     # threads fight over two cores and every training test runs slower (the suite took 20 min
