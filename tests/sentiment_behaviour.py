@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 from zooflow.config import resolve
 from zooflow.data.demo import BUILDERS
 from zooflow.tasks import get_task
