@@ -62,3 +62,25 @@ def load_state_dict_file(path: str) -> dict:
     if not isinstance(state, dict):
         raise InputRejected(f"pretrained: {path} holds a {type(state).__name__}, not a state_dict")
     return state.get("model", state)
+
+
+def listed_keys(keys: list[str], most: int = 40) -> str:
+    """``keys`` for an error message, the first ``most`` of them and how many more."""
+    shown = ", ".join(keys[:most]) or "none"
+    return shown + (f" and {len(keys) - most} more" if len(keys) > most else "")
+
+
+def load_strict(module: torch.nn.Module, state: dict, where: str, what: str) -> None:
+    """Load ``state`` into ``module`` or say, as an InputRejected naming ``where``, what does not fit."""
+    try:
+        missing, unexpected = module.load_state_dict(state, strict=False)
+    except RuntimeError as error:  # shapes that do not fit
+        raise InputRejected(f"pretrained: {where} does not fit {what}: {str(error)[:600]}") from None
+    if missing or unexpected:
+        raise InputRejected(f"pretrained: {where} is not {what} (missing keys: {listed_keys(missing)}; "
+                            f"unexpected keys: {listed_keys(unexpected)})")
+
+
+def scaled_channels(channels: int, width: float) -> int:
+    """``channels`` times a profile's ``width`` multiplier, at least one (demo and smoke sizes)."""
+    return max(1, round(channels * width))

@@ -33,8 +33,8 @@ from torchvision.models import MobileNet_V2_Weights, mobilenet_v2
 from zooflow.config import ConfigError
 from zooflow.errors import InputRejected
 from zooflow.models import mobilenet
-from zooflow.models.pretrained import imagenet_state_dict, load_state_dict_file
-from zooflow.models.ssd import _listed, _load_strict, _scaled
+from zooflow.models.pretrained import (imagenet_state_dict, listed_keys, load_state_dict_file, load_strict,
+                                      scaled_channels)
 
 BOOK_PSPNET_PARAMETERS = 49_081_578  # PSPNet(21) at width 1: the book's 49.08 M
 # Smallest side accepted: PSPNet's stride-8 map is then 8x8, still more cells than the finest
@@ -150,7 +150,7 @@ class PSPNet(_Segmenter):
         if input_size < MIN_INPUT:
             raise ValueError(f"PSPNet: input_size {input_size} < {MIN_INPUT}")
         self.num_classes, self.input_size, self.width = num_classes, input_size, width
-        c = lambda channels: _scaled(channels, width)  # noqa: E731 - the one scaling rule, short
+        c = lambda channels: scaled_channels(channels, width)  # noqa: E731 - the one scaling rule, short
         stem = nn.Sequential(_conv_bn(3, c(64), 3, stride=2), _conv_bn(c(64), c(64), 3), _conv_bn(c(64), c(128), 3),
                              nn.MaxPool2d(3, stride=2, padding=1))
         layers, channels = [("stem", stem)], c(128)
@@ -274,7 +274,7 @@ def build_pspnet(num_classes: int, pretrained: str = "none", input_size: int = 4
     if pretrained == "none":
         return model
     state = load_state_dict_file(pretrained)
-    _load_strict(model, state, pretrained, f"a PSPNet state_dict for {num_classes} classes at width {width}")
+    load_strict(model, state, pretrained, f"a PSPNet state_dict for {num_classes} classes at width {width}")
     return model
 
 
@@ -296,8 +296,8 @@ def build_mobilenet_psp(num_classes: int, pretrained: str = "imagenet", input_si
     strangers = [key for key in state if not key.startswith(("features.", "classifier."))]
     if strangers:
         raise InputRejected(f"pretrained: {pretrained} is not a MobileNetV2 state_dict "
-                            f"(unexpected keys: {_listed(strangers)})")
-    _load_strict(model.backbone, body, pretrained, "a MobileNetV2 state_dict")
+                            f"(unexpected keys: {listed_keys(strangers)})")
+    load_strict(model.backbone, body, pretrained, "a MobileNetV2 state_dict")
     return model
 
 

@@ -24,7 +24,8 @@ from torchvision.ops import Conv2dNormActivation
 from zooflow.config import ConfigError
 from zooflow.errors import InputRejected
 from zooflow.models import mobilenet
-from zooflow.models.pretrained import imagenet_state_dict, load_state_dict_file
+from zooflow.models.pretrained import (imagenet_state_dict, listed_keys, load_state_dict_file, load_strict,
+                                      scaled_channels)
 
 
 @dataclass(frozen=True)
@@ -92,10 +93,6 @@ class L2Norm(nn.Module):
         return x / norm * self.weight.view(1, -1, 1, 1)
 
 
-def _scaled(channels: int, width: float) -> int:
-    return max(1, round(channels * width))
-
-
 # VGG-16's conv1_1..conv5_3 in torchvision's layout ("M": 2x2 max pool; "C": the same with
 # ceil_mode, which takes pool3 from 75 to 38 cells as in the paper).
 _VGG_LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, "C", 512, 512, 512, "M", 512, 512, 512)
@@ -134,12 +131,12 @@ def _vgg_base(width: float, batch_norm: bool = False) -> _Base:
         if item in ("M", "C"):
             layers.append(nn.MaxPool2d(kernel_size=2, stride=2, ceil_mode=item == "C"))
             continue
-        out = _scaled(item, width)
+        out = scaled_channels(item, width)
         layers += _conv(channels, out, batch_norm, kernel_size=3, padding=1)
         channels, convs = out, convs + 1
         if convs == 10:  # conv4_3
             conv4_3_relu, conv4_3 = len(layers) - 1, out
-    pool5, fc = len(layers), _scaled(1024, width)
+    pool5, fc = len(layers), scaled_channels(1024, width)
     layers += [nn.MaxPool2d(kernel_size=3, stride=1, padding=1),
                *_conv(channels, fc, batch_norm, kernel_size=3, padding=6, dilation=6),
                *_conv(fc, fc, batch_norm, kernel_size=1)]
@@ -180,7 +177,7 @@ class SSD300(nn.Module):
         self.l2norm = L2Norm(base.conv4_3_channels)
         extras, channels, sources = [], base.conv7_channels, [base.conv4_3_channels, base.conv7_channels]
         for index, (out, kernel, stride, padding) in enumerate(_EXTRAS):
-            out = _scaled(out, width)
+            out = scaled_channels(out, width)
             extras.append(nn.Conv2d(channels, out, kernel_size=kernel, stride=stride, padding=padding))
             channels = out
             if index % 2 == 1:
@@ -256,23 +253,6 @@ def ssd_base_state_dict(state: dict, where: str = "the state_dict") -> dict:
     return dict(state)
 
 
-def _listed(keys: list[str], most: int = 40) -> str:
-    """``keys`` for an error message, the first ``most`` of them and how many more."""
-    shown = ", ".join(keys[:most]) or "none"
-    return shown + (f" and {len(keys) - most} more" if len(keys) > most else "")
-
-
-def _load_strict(module: nn.Module, state: dict, where: str, what: str) -> None:
-    """Load ``state`` into ``module`` or say, as an InputRejected naming ``where``, what does not fit."""
-    try:
-        missing, unexpected = module.load_state_dict(state, strict=False)
-    except RuntimeError as error:  # shapes that do not fit
-        raise InputRejected(f"pretrained: {where} does not fit {what}: {str(error)[:600]}") from None
-    if missing or unexpected:
-        raise InputRejected(f"pretrained: {where} is not {what} (missing keys: {_listed(missing)}; "
-                            f"unexpected keys: {_listed(unexpected)})")
-
-
 def build_ssd300(num_classes: int, pretrained: str = "none", width: float = 1.0, batch_norm: bool = False) -> SSD300:
     """SSD300 for ``num_classes``; its VGG base from ``pretrained`` (``imagenet``: torchvision's
     VGG16 ImageNet weights; a path: a torchvision VGG-16 or a ``vgg16_reducedfc`` state_dict;
@@ -288,7 +268,7 @@ def build_ssd300(num_classes: int, pretrained: str = "none", width: float = 1.0,
              else load_state_dict_file(pretrained))
     base = ssd_base_state_dict(state, pretrained)
     del state  # torchvision's VGG-16 is 528 MB; only the subsampled convs are kept
-    _load_strict(model.base, base, pretrained, "a VGG-16 (torchvision) or vgg16_reducedfc state_dict")
+    load_strict(model.base, base, pretrained, "a VGG-16 (torchvision) or vgg16_reducedfc state_dict")
     return model
 
 
@@ -425,8 +405,8 @@ def build_ssdlite_mobilenet_v2(num_classes: int, pretrained: str = "imagenet",
     strangers = [key for key in state if not key.startswith(("features.", "classifier."))]
     if strangers:
         raise InputRejected(f"pretrained: {pretrained} is not a MobileNetV2 state_dict "
-                            f"(unexpected keys: {_listed(strangers)})")
-    _load_strict(model.backbone, body, pretrained, "a MobileNetV2 state_dict")
+                            f"(unexpected keys: {listed_keys(strangers)})")
+    load_strict(model.backbone, body, pretrained, "a MobileNetV2 state_dict")
     return model
 
 
