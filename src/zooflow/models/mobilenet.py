@@ -13,7 +13,7 @@ from pathlib import Path
 from torch import nn
 from torchvision.models import MobileNet_V2_Weights, mobilenet_v2
 
-from zooflow.models.pretrained import imagenet_state_dict, load_state_dict_file
+from zooflow.models.pretrained import imagenet_state_dict, listed_keys, load_state_dict_file, load_strict
 from zooflow.errors import InputRejected
 
 HEAD = "classifier.1"
@@ -29,6 +29,23 @@ def packaged_checkpoints() -> tuple[Path, ...]:
     for folder in spec.submodule_search_locations:
         found += sorted(Path(folder).rglob(filename))
     return tuple(found)
+
+
+def load_body(backbone: nn.Module, pretrained: str, unused: tuple[str, ...] = ()) -> None:
+    """Load MobileNetV2's ``features`` from ``pretrained`` (``imagenet``: torchvision's ImageNet
+    checkpoint, from its cache or the offline package; a path: a MobileNetV2 state_dict) into
+    ``backbone`` (the ``features`` sequence, or the part of it a detector or segmenter keeps:
+    the ``features.*`` prefixes in ``unused`` are left out). The ImageNet classifier has no place
+    in a backbone; any key beyond body and classifier means a wrong file (InputRejected)."""
+    state = (imagenet_state_dict(MobileNet_V2_Weights.IMAGENET1K_V1, packaged_checkpoints())
+             if pretrained == "imagenet" else load_state_dict_file(pretrained))
+    strangers = [key for key in state if not key.startswith(("features.", "classifier."))]
+    if strangers:
+        raise InputRejected(f"pretrained: {pretrained} is not a MobileNetV2 state_dict "
+                            f"(unexpected keys: {listed_keys(strangers)})")
+    body = {key[len("features."):]: value for key, value in state.items()
+            if key.startswith("features.") and not key.startswith(unused)}
+    load_strict(backbone, body, pretrained, "a MobileNetV2 state_dict")
 
 
 def param_groups(model: nn.Module) -> dict[str, list[nn.Parameter]]:

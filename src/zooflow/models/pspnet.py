@@ -28,13 +28,11 @@ from collections import OrderedDict
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.models import MobileNet_V2_Weights, mobilenet_v2
+from torchvision.models import mobilenet_v2
 
 from zooflow.config import ConfigError
-from zooflow.errors import InputRejected
 from zooflow.models import mobilenet
-from zooflow.models.pretrained import (imagenet_state_dict, listed_keys, load_state_dict_file, load_strict,
-                                      scaled_channels)
+from zooflow.models.pretrained import load_state_dict_file, load_strict, scaled_channels
 
 BOOK_PSPNET_PARAMETERS = 49_081_578  # PSPNet(21) at width 1: the book's 49.08 M
 # Smallest side accepted: PSPNet's stride-8 map is then 8x8, still more cells than the finest
@@ -286,18 +284,8 @@ def build_mobilenet_psp(num_classes: int, pretrained: str = "imagenet", input_si
     model = MobileNetV2PSP(num_classes, input_size=input_size)
     if pretrained == "none":
         return model
-    state = (imagenet_state_dict(MobileNet_V2_Weights.IMAGENET1K_V1, mobilenet.packaged_checkpoints())
-             if pretrained == "imagenet" else load_state_dict_file(pretrained))
-    # The 1x1 conv to 1280 and ImageNet's classifier have no place here; anything else but the
-    # body is a wrong file.
-    unused = (f"features.{BODY_BLOCKS}.", "classifier.")
-    body = {key[len("features."):]: value for key, value in state.items()
-            if key.startswith("features.") and not key.startswith(unused)}
-    strangers = [key for key in state if not key.startswith(("features.", "classifier."))]
-    if strangers:
-        raise InputRejected(f"pretrained: {pretrained} is not a MobileNetV2 state_dict "
-                            f"(unexpected keys: {listed_keys(strangers)})")
-    load_strict(model.backbone, body, pretrained, "a MobileNetV2 state_dict")
+    # The body stops before block BODY_BLOCKS (the 1x1 conv to 1280): its weights stay out.
+    mobilenet.load_body(model.backbone, pretrained, unused=(f"features.{BODY_BLOCKS}.",))
     return model
 
 

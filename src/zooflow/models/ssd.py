@@ -18,14 +18,13 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.models import MobileNet_V2_Weights, VGG16_Weights, mobilenet_v2
+from torchvision.models import VGG16_Weights, mobilenet_v2
 from torchvision.ops import Conv2dNormActivation
 
 from zooflow.config import ConfigError
 from zooflow.errors import InputRejected
 from zooflow.models import mobilenet
-from zooflow.models.pretrained import (imagenet_state_dict, listed_keys, load_state_dict_file, load_strict,
-                                      scaled_channels)
+from zooflow.models.pretrained import imagenet_state_dict, load_state_dict_file, load_strict, scaled_channels
 
 
 @dataclass(frozen=True)
@@ -398,15 +397,7 @@ def build_ssdlite_mobilenet_v2(num_classes: int, pretrained: str = "imagenet",
     model = SSDLiteMobileNetV2(num_classes, input_size=input_size)
     if pretrained == "none":
         return model
-    state = (imagenet_state_dict(MobileNet_V2_Weights.IMAGENET1K_V1, mobilenet.packaged_checkpoints())
-             if pretrained == "imagenet" else load_state_dict_file(pretrained))
-    # The ImageNet classifier has no place here; anything else but the body is a wrong file.
-    body = {key[len("features."):]: value for key, value in state.items() if key.startswith("features.")}
-    strangers = [key for key in state if not key.startswith(("features.", "classifier."))]
-    if strangers:
-        raise InputRejected(f"pretrained: {pretrained} is not a MobileNetV2 state_dict "
-                            f"(unexpected keys: {listed_keys(strangers)})")
-    load_strict(model.backbone, body, pretrained, "a MobileNetV2 state_dict")
+    mobilenet.load_body(model.backbone, pretrained)
     return model
 
 
