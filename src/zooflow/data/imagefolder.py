@@ -23,18 +23,13 @@ SPLITS = ("train", "val")
 CLASSES_FILE = "classes.txt"
 
 
-def read_classes(folder: Path) -> list[str]:
-    """The declared class set of an ImageFolder dataset, in label order. Every name must be a
-    safe name (``safety.check_name``: it becomes a folder, a metric key and card text); fewer
-    than two classes, or a duplicate, is an error naming ``classes.txt`` and the line."""
-    path = Path(folder) / CLASSES_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: it declares the class set (one class per line); "
-                                "`zooflow data import` writes it from the train/ folders")
-    if path.is_symlink():
-        raise ImportRejected(f"{path}: is a symbolic link; classes.txt must be a plain file")
+def parse_classes(path: Path, raw: bytes) -> list[str]:
+    """The class names of a ``classes.txt`` (``raw``, read from ``path``), one per line, blank
+    lines skipped: UTF-8 (a BOM is harmless), each a safe name (``safety.check_name``: it
+    becomes a folder, a metric key and card text), none twice; errors name the file and line.
+    How many classes a task needs is the caller's rule."""
     try:
-        text = path.read_bytes().decode("utf-8-sig")  # a BOM from a Windows editor is harmless
+        text = raw.decode("utf-8-sig")  # a BOM from a Windows editor is harmless
     except UnicodeDecodeError as error:
         raise ImportRejected(f"{path}: not UTF-8 ({error.reason} at byte {error.start})") from None
     classes: list[str] = []
@@ -49,6 +44,20 @@ def read_classes(folder: Path) -> list[str]:
                                  f"(first on line {first_line[name]})")
         first_line[name] = number
         classes.append(name)
+    return classes
+
+
+def read_classes(folder: Path) -> list[str]:
+    """The declared class set of an ImageFolder dataset, in label order. Every name must be a
+    safe name (``safety.check_name``: it becomes a folder, a metric key and card text); fewer
+    than two classes, or a duplicate, is an error naming ``classes.txt`` and the line."""
+    path = Path(folder) / CLASSES_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: it declares the class set (one class per line); "
+                                "`zooflow data import` writes it from the train/ folders")
+    if path.is_symlink():
+        raise ImportRejected(f"{path}: is a symbolic link; classes.txt must be a plain file")
+    classes = parse_classes(path, path.read_bytes())
     if len(classes) < 2:
         raise ImportRejected(f"{path}: declares {len(classes)} class(es) {classes}; a classifier needs at least two")
     return classes

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from zooflow.data import images, safety
+from zooflow.data.imagefolder import parse_classes
 from zooflow.data.safety import ImportRejected
 from zooflow.errors import InputRejected
 
@@ -74,22 +75,7 @@ class Layout:
         path = Path(root) / CLASSES_FILE
         if not path.exists() and not path.is_symlink():
             return list(self.default_classes)
-        try:
-            text = safety.read_bytes(path).decode("utf-8-sig")  # a BOM from a Windows editor is harmless
-        except UnicodeDecodeError as error:
-            raise ImportRejected(f"{path}: not UTF-8 ({error.reason} at byte {error.start})") from None
-        classes: list[str] = []
-        first_line: dict[str, int] = {}
-        for number, line in enumerate(text.splitlines(), 1):
-            name = line.strip()
-            if not name:
-                continue
-            safety.check_name(name, f"{path} line {number}", kind="class name")
-            if name in first_line:
-                raise ImportRejected(f"{path} line {number}: the class {name!r} is declared twice "
-                                     f"(first on line {first_line[name]})")
-            first_line[name] = number
-            classes.append(name)
+        classes = parse_classes(path, safety.read_bytes(path))
         if not classes:
             raise ImportRejected(f"{path}: declares no class; list one class per line (or remove the file to use "
                                  f"{self.default_source})")
