@@ -29,6 +29,11 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
 
 
+def files_under(folder: Path) -> set[str]:
+    """Every file below ``folder``, as POSIX paths relative to it."""
+    return {path.relative_to(folder).as_posix() for path in Path(folder).rglob("*") if path.is_file()}
+
+
 def make_project(folder: Path, policy: dict | None = None, datasets: tuple[str, ...] = ("classification",)) -> Path:
     """A fresh project: git, DVC with a local remote, the given demo datasets committed as a
     data version, and the real task configs (optionally with the policy changed)."""

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import files_under
 from tests.unit.test_voc import EXTERNAL_ENTITY, write_annotation, write_image, write_voc
 from zooflow.data.safety import ImportRejected
 from zooflow.errors import InputRejected
@@ -40,10 +41,6 @@ def download(folder: Path) -> Path:
         write_image(root / voc.IMAGES / f"{extra}.jpg", seed)
     write_annotation(root, "2008_000001")
     return root
-
-
-def files_under(folder: Path) -> set[str]:
-    return {path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file()}
 
 
 # -- what an import copies, leaves out and refuses ------------------------------------------------

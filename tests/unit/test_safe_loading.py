@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.conftest import files_under
 from zooflow.training import checkpoint
 from zooflow.training.device import restore_rng_state, rng_state
 
@@ -106,7 +107,7 @@ def test_the_logged_pyfunc_is_code_and_loads_without_unpickling(logged_generator
 
     uri, model, ctx, task = logged_generator
     folder = mlflow.artifacts.download_artifacts(uri)
-    files = {path.relative_to(folder).as_posix() for path in Path(folder).rglob("*") if path.is_file()}
+    files = files_under(folder)
     assert not [name for name in files if name.endswith((".pkl", ".pickle"))], files
     assert {"artifacts/weights.safetensors", "artifacts/run_context.json", "served_model.py"} <= files
     assert "model_code_path" in (Path(folder) / "MLmodel").read_text()

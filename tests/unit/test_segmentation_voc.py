@@ -13,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.conftest import files_under
 from zooflow.data.safety import ImportRejected
 from zooflow.errors import InputRejected
 from zooflow.tasks.segmentation import voc
@@ -316,10 +317,6 @@ def download(folder: Path) -> Path:
     write_image(root / voc.IMAGES / "2008_000001.jpg", 60)
     write_mask(root / voc.MASKS / "2008_000002.png", mask_values(1))
     return root
-
-
-def files_under(folder: Path) -> set[str]:
-    return {path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file()}
 
 
 def test_import_copies_only_the_listed_segmentation_data_and_says_what_it_left_out(tmp_path):
