@@ -84,3 +84,14 @@ def load_strict(module: torch.nn.Module, state: dict, where: str, what: str) -> 
 def scaled_channels(channels: int, width: float) -> int:
     """``channels`` times a profile's ``width`` multiplier, at least one (demo and smoke sizes)."""
     return max(1, round(channels * width))
+
+
+def he_init_convs(module: torch.nn.Module) -> None:
+    """He (Kaiming) normal weights, fan-out, for every conv in ``module`` and zero biases:
+    torchvision's from-scratch init for ReLU convnets (VGG, ResNet), which keeps the signal's
+    variance through deep stacks of ReLU layers."""
+    for layer in module.modules():
+        if isinstance(layer, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(layer.weight, mode="fan_out", nonlinearity="relu")
+            if layer.bias is not None:
+                torch.nn.init.zeros_(layer.bias)

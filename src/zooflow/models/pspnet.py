@@ -32,7 +32,7 @@ from torchvision.models import mobilenet_v2
 
 from zooflow.config import ConfigError
 from zooflow.models import mobilenet
-from zooflow.models.pretrained import load_state_dict_file, load_strict, scaled_channels
+from zooflow.models.pretrained import he_init_convs, load_state_dict_file, load_strict, scaled_channels
 
 BOOK_PSPNET_PARAMETERS = 49_081_578  # PSPNet(21) at width 1: the book's 49.08 M
 # Smallest side accepted: PSPNet's stride-8 map is then 8x8, still more cells than the finest
@@ -166,11 +166,7 @@ class PSPNet(_Segmenter):
         ImageNet weights for this layout offline, the demo profiles train from this init, and
         He's keeps the signal's variance through the 50 ReLU layers. Batch norms start at the
         identity; the classifiers' biases at zero."""
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
+        he_init_convs(self)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``(main, aux)`` logits ``[B, num_classes, H, W]`` for images ``[B, 3, H, W]``, in
@@ -240,11 +236,7 @@ class MobileNetV2PSP(_Segmenter):
         """He normal convs and zero biases in the new layers; the backbone keeps torchvision's
         init until ImageNet weights replace it."""
         for part in self.head_modules():
-            for module in part.modules():
-                if isinstance(module, nn.Conv2d):
-                    nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-                    if module.bias is not None:
-                        nn.init.zeros_(module.bias)
+            he_init_convs(part)
 
     def forward(self, x: Tensor) -> tuple[Tensor, None]:
         """``(logits [B, num_classes, H, W], None)`` for images ``[B, 3, H, W]``."""

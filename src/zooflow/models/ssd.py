@@ -24,7 +24,8 @@ from torchvision.ops import Conv2dNormActivation
 from zooflow.config import ConfigError
 from zooflow.errors import InputRejected
 from zooflow.models import mobilenet
-from zooflow.models.pretrained import imagenet_state_dict, load_state_dict_file, load_strict, scaled_channels
+from zooflow.models.pretrained import (he_init_convs, imagenet_state_dict, load_state_dict_file, load_strict,
+                                      scaled_channels)
 
 
 @dataclass(frozen=True)
@@ -197,14 +198,14 @@ class SSD300(nn.Module):
         """Zero biases; Xavier uniform weights for the extras and heads (the book's init) and
         He (Kaiming) normal weights for the VGG base, as torchvision's VGG starts from scratch.
         Pretrained weights replace the base's; a random base (demo profile) needs He's init:
-        Xavier halves the signal's variance at each of its 15 ReLU convs."""
+        Xavier halves the signal's variance at each of its 15 ReLU convs. (The base is drawn
+        Xavier first and then He: skipping that first draw would move every later draw of the
+        random stream, and with it the demo figures measured with this order.)"""
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.xavier_uniform_(module.weight)
                 nn.init.zeros_(module.bias)
-        for module in self.base.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        he_init_convs(self.base)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         _check_input(x, self.spec.input_size, "SSD300")
