@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 DIGIT = "src/zooflow/data/samples/digit7.png"  # as the README names it (from the repo root)
 MODELS = {"classification": ("classification", "vgg16-transfer"), "sentiment": ("sentiment", "transformer"),
           "generation": ("generation", "dcgan"), "anomaly": ("anomaly", "efficientgan"),
-          "detection": ("detection", "ssdlite-mobilenetv2")}
+          "detection": ("detection", "ssdlite-mobilenetv2"), "segmentation": ("segmentation", "mobilenetv2-psp")}
 
 
 def readme_curl_lines() -> dict[str, str]:
@@ -68,7 +68,8 @@ def served_project(tmp_path_factory, prefect_server):
     from flows.pipeline import train_task
 
     root = make_project(tmp_path_factory.mktemp("serving") / "project", policy={"threshold": 0.0},
-                        datasets=("classification", "sentiment-en", "generation", "anomaly", "detection"))
+                        datasets=("classification", "sentiment-en", "generation", "anomaly", "detection",
+                                  "segmentation"))
     generation = root / "configs" / "generation.yaml"
     raw = yaml.safe_load(generation.read_text())
     raw["policy"]["threshold"] = 1.0e6  # FID is lower-better: any smoke generator passes
@@ -167,4 +168,20 @@ def test_detector_answers_the_readme_with_boxes_in_the_photo_s_pixels(served_pro
     photo = re.search(r"base64 -w0 (\S+)\)", readme_curl_lines()["detection"]).group(1)
     width, height = Image.open(served_project / photo).size
     assert all(0 <= row["xmin"] < row["xmax"] <= width and 0 <= row["ymin"] < row["ymax"] <= height for row in answer)
+    assert_clean_400(url, {"instances": ["not base64 at all!"]}, '"image"')
+
+
+def test_segmenter_answers_the_readme_with_a_palette_mask_of_the_photo_s_size(served_project, serve):
+    url = serve("segmentation")
+    run_readme_line("segmentation", url, served_project)  # saves the first image's mask as mask.png
+    photo = re.search(r"base64 -w0 (\S+)\)", readme_curl_lines()["segmentation"]).group(1)
+    mask = Image.open(served_project / "mask.png")
+    classes = (served_project / "data/segmentation/VOCdevkit/VOC2012/classes.txt").read_text().split()
+    assert mask.format == "PNG" and mask.mode == "P" and mask.size == Image.open(served_project / photo).size
+    assert max(mask.getdata()) < len(classes)
+    encoded = base64.b64encode((served_project / photo).read_bytes()).decode()
+    status, text = post(url, {"inputs": [encoded]})
+    assert status == 200, text
+    row = json.loads(text)["predictions"][0]
+    assert sum(row[f"share.{name}"] for name in classes) == pytest.approx(1.0)
     assert_clean_400(url, {"instances": ["not base64 at all!"]}, '"image"')

@@ -8,7 +8,8 @@ def test_demo_covers_every_model_of_every_task():
                                      ("sentiment", "bert"), ("sentiment-ja", "transformer"),
                                      ("generation", "dcgan"), ("generation", "sagan"),
                                      ("anomaly", "anogan"), ("anomaly", "efficientgan"),
-                                     ("detection", "ssd300"), ("detection", "ssdlite-mobilenetv2")}
+                                     ("detection", "ssd300"), ("detection", "ssdlite-mobilenetv2"),
+                                     ("segmentation", "pspnet"), ("segmentation", "mobilenetv2-psp")}
     assert ("sentiment-ja", "bert") not in all_runs("demo")  # smoke only offline, see its config
 
 

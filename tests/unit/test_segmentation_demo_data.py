@@ -12,7 +12,7 @@ from PIL import Image
 
 from zooflow.data import scenes
 from zooflow.tasks.segmentation import voc
-from zooflow.tasks.segmentation.demo_data import BORDER, CLASSES, SPLITS, build_segmentation, with_border
+from zooflow.tasks.segmentation.demo_data import BORDER, CLASSES, SPLITS, bold, build_segmentation, with_border
 
 SMALL = (("train", 12), ("val", 4))
 
@@ -126,3 +126,14 @@ def test_mask_is_the_pasted_pixels_later_over_earlier():
     expected[7, 7] = CLASSES.index("face")  # the hole shows the face under it
     assert (labels == expected).all()
     assert owner[7, 7] == 0 and owner[6, 6] == 1 and owner[0, 0] == -1
+
+
+def test_bold_digits_keep_their_ink_and_widen_each_stroke_by_one_pixel_a_side():
+    digit = np.zeros((1, 7, 7), dtype=np.uint8)
+    digit[0, 1:6, 3] = 200  # a vertical stroke one pixel wide
+    digit[0, 3, 3] = 255
+    thick = bold(digit)[0]
+    assert (thick >= digit[0]).all(), "no ink is lost"
+    assert np.array_equal(np.flatnonzero(thick[3]), [2, 3, 4]) and (thick[3, 2:5] == 255).all()
+    assert (thick[0, 2:5] == 200).all() and thick[0, 1] == 0 and (thick[6] == 200).sum() == 3
+    assert thick[0, 0] == 0 and (thick[:, 0] == 0).all(), "nothing beyond one pixel"

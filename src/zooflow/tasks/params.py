@@ -96,10 +96,31 @@ class DetectionParams(TaskParams):
     min_score: float = Field(0.3, ge=0, lt=1, description="served answers and card figures: the least score shown")
 
 
+class SegmentationParams(TaskParams):
+    """Chapter 3: what the segmenter sees, its size, its loss and its augmentation."""
+
+    input_size: int = Field(475, ge=64, description="side of the square the network sees (the book's PSPNet: 475); "
+                                                     "training crops it, evaluation and serving resize to it")
+    width: float = Field(1.0, gt=0, description="PSPNet: channel multiplier of the whole network (1: the book's)")
+    aux_weight: float = Field(0.4, ge=0, description="PSPNet: weight of the auxiliary head's loss (the book's 0.4)")
+    scale_min: float = Field(0.5, gt=0, description="augmentation: the least random rescale of an image before "
+                                                    "the crop, relative to input_size (the book's 0.5)")
+    scale_max: float = Field(1.5, gt=0, description="augmentation: the largest random rescale (the book's 1.5)")
+    rotation: float = Field(10.0, ge=0, le=180, description="augmentation: random rotation up to this many degrees "
+                                                              "(the book's 10; 0: off)")
+    flip: bool = Field(True, description="augmentation: mirror half the training images (the book's)")
+
+    @model_validator(mode="after")
+    def _scales_in_order(self):
+        if self.scale_min > self.scale_max:
+            raise ValueError(f"scale_min ({self.scale_min}) is larger than scale_max ({self.scale_max})")
+        return self
+
+
 # task module (tasks/<module>.py) -> its parameters
 PARAMS: dict[str, type[TaskParams]] = {"classification": ClassificationParams, "sentiment": SentimentParams,
                                        "generation": GenerationParams, "anomaly": AnomalyParams,
-                                       "detection": DetectionParams}
+                                       "detection": DetectionParams, "segmentation": SegmentationParams}
 
 # The keys configs stored before ``params`` existed kept flat at the top level (every config had
 # all of them, whatever its task). Fixed: it describes that old format, not today's classes.
