@@ -23,7 +23,7 @@ from matplotlib.patches import Patch
 
 from zooflow.tasks.segmentation.voc import IGNORE, voc_palette
 
-OPACITY = 0.55  # of a mask's colour over the photograph
+OPACITY = 0.7  # of a mask's colour over the photograph
 
 
 def _plain(text: str) -> str:
