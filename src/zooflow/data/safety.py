@@ -203,6 +203,22 @@ def list_folder(folder: Path, root: Path | None = None) -> Listing:
     return listing
 
 
+def walk_refusing_links(folder: Path, root: Path) -> list[str]:
+    """Walk ``folder`` and everything below it, refusing any link anywhere (by name, as
+    ``list_folder`` does); the litter skipped on the way."""
+    listing = list_folder(folder, root)
+    skipped = list(listing.skipped)
+    for name in listing.folders:
+        skipped += walk_refusing_links(folder / name, root)
+    return skipped
+
+
+def some_names(names: list[str], shown: int = 3) -> str:
+    """The first ``shown`` of ``names`` for a note, with "... (N in all)" when there are more."""
+    more = f" ... ({len(names)} in all)" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
 def find_links(folder: Path) -> list[Path]:
     """Every symlink under ``folder`` (not followed): for checking what an importer wrote."""
     found = []

@@ -21,24 +21,11 @@ from zooflow.data.safety import ImportRejected, Imported
 from zooflow.data.voc_layout import CLASSES_FILE, DEVKIT, IMAGE_SETS, IMAGES, SPLITS, Layout, find_image
 
 PER_CLASS_LIST = re.compile(r".+_(train|val|trainval|test)\.txt")
-SHOWN = 3  # names shown in a note before "..."
 
 # The image file of a listed id: (the VOC folder, the id, the names in JPEGImages/) -> a name or None.
 ImageName = Callable[[Path, str, set[str]], "str | None"]
 
 
-def _some(names: list[str]) -> str:
-    more = f" ... ({len(names)} in all)" if len(names) > SHOWN else ""
-    return ", ".join(names[:SHOWN]) + more
-
-
-def _walk(folder: Path, root: Path) -> list[str]:
-    """Refuse any link anywhere under ``folder`` (by name); the litter skipped on the way."""
-    listing = safety.list_folder(folder, root)
-    skipped = list(listing.skipped)
-    for name in listing.folders:
-        skipped += _walk(folder / name, root)
-    return skipped
 
 
 def _parts(layout: Layout) -> tuple[str, str, str]:
@@ -57,7 +44,7 @@ def _find_voc_folder(source: Path, layout: Layout) -> tuple[Path, list[str]]:
         # The top folder of an extracted VOCtrainval_*.tar: descend into its VOCdevkit.
         voc, beside = _find_voc_folder(source / DEVKIT, layout)
         others = [name for name in listing.files + listing.folders if name != DEVKIT]
-        return voc, beside + ([f"left out {_some(others)} beside {DEVKIT}/"] if others else [])
+        return voc, beside + ([f"left out {safety.some_names(others)} beside {DEVKIT}/"] if others else [])
     else:
         candidates = [name for name in listing.folders if name.startswith("VOC") and name != DEVKIT]
         if not candidates:
@@ -69,7 +56,7 @@ def _find_voc_folder(source: Path, layout: Layout) -> tuple[Path, list[str]]:
                                  f"one of them by naming it, e.g. {source / candidates[0]}")
         voc = source / candidates[0]
         others = [name for name in listing.files + listing.folders if name != candidates[0]]
-        beside = [f"left out {_some(others)} beside {candidates[0]}/ (not part of the dataset)"] if others else []
+        beside = [f"left out {safety.some_names(others)} beside {candidates[0]}/ (not part of the dataset)"] if others else []
     if not voc.name.startswith("VOC"):
         raise ImportRejected(f"{voc}: a Pascal VOC folder is named VOC<something> (VOC2012, VOC2007, VOCmine); "
                              f"rename it, or put it inside a {DEVKIT}/ folder under such a name")
@@ -98,16 +85,16 @@ def _left_out_parts(voc: Path, layout: Layout) -> list[str]:
     own = Path(layout.split_folder).name
     unused += [f"{IMAGE_SETS}/{name}/" for name in image_sets.folders if name != own]
     unused += [f"{IMAGE_SETS}/{name}" for name in image_sets.files]
-    notes = [f"left out {_some(unused)} (not used by {layout.task})"] if unused else []
+    notes = [f"left out {safety.some_names(unused)} (not used by {layout.task})"] if unused else []
     lists = safety.list_folder(voc / layout.split_folder)
     wanted = {f"{split}.txt" for split in SPLITS}
     per_class = [name for name in lists.files if name not in wanted and PER_CLASS_LIST.fullmatch(name)]
     other = [name for name in lists.files if name not in wanted and name not in per_class]
     other += [f"{name}/" for name in lists.folders]
     if per_class:
-        notes.append(f"left out the per-class lists in {layout.split_folder} ({_some(per_class)})")
+        notes.append(f"left out the per-class lists in {layout.split_folder} ({safety.some_names(per_class)})")
     if other:
-        notes.append(f"left out {_some(other)} in {layout.split_folder} ({layout.task} uses train.txt and val.txt)")
+        notes.append(f"left out {safety.some_names(other)} in {layout.split_folder} ({layout.task} uses train.txt and val.txt)")
     return notes
 
 
@@ -142,10 +129,10 @@ def _copy_listed(voc: Path, target_voc: Path, target: Path, ids: list[str], layo
         if extra:
             kind = ("image" if folder == IMAGES else layout.label_kind) + ("s" if len(extra) > 1 else "")
             notes.append(f"left out {len(extra)} {kind} in {folder}/ listed in no {layout.task} split "
-                         f"({_some(extra)})")
+                         f"({safety.some_names(extra)})")
     for folder, absent in ((IMAGES, no_image), (layout.labels, no_label)):
         if absent:
-            notes.append(f"{len(absent)} listed id(s) have no file in {folder}/ ({_some(absent)}); validation "
+            notes.append(f"{len(absent)} listed id(s) have no file in {folder}/ ({safety.some_names(absent)}); validation "
                          "names them")
     return notes
 
@@ -159,7 +146,7 @@ def import_voc_layout(source: Path, target: Path, layout: Layout, image_name: Im
     reported; everything else left out is said in the notes. ``image_name`` finds a listed id's
     image (default: ``<id>.jpg``, .jpeg or .png)."""
     source, target = Path(source), safety.fresh_target(target)
-    skipped = _walk(source, source)  # a link anywhere in what the user named is refused, used or not
+    skipped = safety.walk_refusing_links(source, source)  # a link anywhere in what the user named is refused, used or not
     voc, notes = _find_voc_folder(source, layout)
     _required(voc, layout)
     classes = layout.read_classes(voc)

@@ -8,7 +8,6 @@ Class names are user data (XML tags of the dataset): in the figures they are sho
 from __future__ import annotations
 
 import html
-import io
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,8 +17,8 @@ matplotlib.use("Agg")  # files only; there is no display on training machines
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import Rectangle
-from PIL import Image
 
+from zooflow.evaluation.figure_files import save_compact_png
 from zooflow.tasks.detection.metrics import ClassCurve, mean_ap
 
 _PALETTE = plt.get_cmap("tab20")
@@ -68,17 +67,6 @@ def _draw_boxes(axis, boxes, labels, captions: Sequence[str], dashed: Sequence[b
                   bbox=dict(facecolor=colour, alpha=0.8, pad=1, edgecolor="none"))
 
 
-def _save_compact(figure, path: Path, dpi: int) -> Path:
-    """Save ``figure`` as a PNG with a 256-colour palette: photographs in a full-colour PNG run to
-    megabytes, and the card only needs them recognisable."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi)
-    plt.close(figure)
-    buffer.seek(0)
-    with Image.open(buffer) as image:
-        image.convert("RGB").quantize(colors=256, dither=Image.Dither.NONE).save(path, format="PNG", optimize=True)
-    return path
-
 
 def prediction_pairs(images: Sequence[np.ndarray], truths: Sequence[dict], detections: Sequence[dict],
                      classes: Sequence[str], path: Path, min_score: float = 0.3, max_images: int = 8) -> Path:
@@ -112,7 +100,7 @@ def prediction_pairs(images: Sequence[np.ndarray], truths: Sequence[dict], detec
                     [False] * len(labels))
         right.set_title(f"prediction ({len(labels)} with score \u2265 {min_score:.2f})", fontsize=8)
     figure.tight_layout()
-    return _save_compact(figure, path, dpi=80)
+    return save_compact_png(figure, path, dpi=80)
 
 
 def pr_curves(curves: Sequence[ClassCurve], path: Path) -> Path:

@@ -12,7 +12,6 @@ the same in every figure. Metric names are shown escaped in HTML.
 from __future__ import annotations
 
 import html
-import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +23,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from PIL import Image
 
+from zooflow.evaluation.figure_files import save_compact_png
 from zooflow.tasks.pose.skeleton import BACKGROUND, COCO_KEYPOINTS, LIMBS, PARTS, REDUNDANT_LIMBS, coco_to_openpose
 
 DRAWN_LIMBS = tuple(limb for index, limb in enumerate(LIMBS) if index not in REDUNDANT_LIMBS)
@@ -44,17 +44,6 @@ def _numpy(values) -> np.ndarray:
         values = values.cpu().numpy()
     return np.asarray(values)
 
-
-def _save_compact(figure, path: Path, dpi: int) -> Path:
-    """Save ``figure`` as a PNG with a 256-colour palette (as the detection card does): a
-    photograph in a full-colour PNG runs to megabytes, and the card only needs it recognisable."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi)
-    plt.close(figure)
-    buffer.seek(0)
-    with Image.open(buffer) as image:
-        image.convert("RGB").quantize(colors=256, dither=Image.Dither.NONE).save(path, format="PNG", optimize=True)
-    return path
 
 
 def _people(keypoints) -> np.ndarray:
@@ -99,7 +88,7 @@ def skeletons(images: Sequence[np.ndarray], truths: Sequence, predictions: Seque
             axis.set_ylim(image.shape[0] - 0.5, -0.5)
             axis.set_title(f"{title} ({len(people)} people)", fontsize=8)
     figure.tight_layout()
-    return _save_compact(figure, path, dpi=80)
+    return save_compact_png(figure, path, dpi=80)
 
 
 def _resized(values: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -137,7 +126,7 @@ def map_overlays(image, heatmaps, pafs, path: Path) -> Path:
         axis.set_title(title, fontsize=8)
         axis.axis("off")
     figure.tight_layout()
-    return _save_compact(figure, path, dpi=80)
+    return save_compact_png(figure, path, dpi=80)
 
 
 def _cell(value) -> str:

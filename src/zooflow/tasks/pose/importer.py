@@ -23,21 +23,8 @@ from zooflow.data.safety import ImportRejected, Imported
 from zooflow.tasks.pose.coco import ANNOTATIONS, SPLITS, annotation_name, plain_name_problem, read_json
 
 NAMINGS = (("2017", "COCO 2017"), ("", "zooflow"))  # (suffix of the JSONs and image folders, in messages)
-SHOWN = 3  # names shown in a note before "..."
 
 
-def _some(names: list[str]) -> str:
-    more = f" ... ({len(names)} in all)" if len(names) > SHOWN else ""
-    return ", ".join(names[:SHOWN]) + more
-
-
-def _walk(folder: Path, root: Path) -> list[str]:
-    """Refuse any link anywhere under ``folder`` (by name); the litter skipped on the way."""
-    listing = safety.list_folder(folder, root)
-    skipped = list(listing.skipped)
-    for name in listing.folders:
-        skipped += _walk(folder / name, root)
-    return skipped
 
 
 def _naming(source: Path) -> str:
@@ -80,11 +67,11 @@ def _copy_split(source: Path, target: Path, split: str, suffix: str) -> list[str
                      f"{json_path.name} was copied; validation names them")
     elif absent:
         notes.append(f"{len(absent)} image(s) listed in {json_path.name} are not in {split + suffix}/ "
-                     f"({_some(absent)}); validation names them")
+                     f"({safety.some_names(absent)}); validation names them")
     extra = sorted(present - copied) + [f"{name}/" for name in listing.folders]
     if extra:
         notes.append(f"left out {len(extra)} entr{'ies' if len(extra) > 1 else 'y'} in {split + suffix}/ that "
-                     f"{json_path.name} does not list ({_some(extra)})")
+                     f"{json_path.name} does not list ({safety.some_names(extra)})")
     return notes
 
 
@@ -101,7 +88,7 @@ def import_coco_keypoints(source: Path, target: Path) -> Imported:
         raise ImportRejected(f"{source}: is not a folder; a COCO keypoints dataset is a folder with {ANNOTATIONS}/ "
                              "and its image folders")
     target = safety.fresh_target(target)
-    skipped = _walk(source, source)  # a link anywhere in what the user named is refused, used or not
+    skipped = safety.walk_refusing_links(source, source)  # a link anywhere in what the user named is refused, used or not
     suffix = _naming(source)
     notes: list[str] = []
     for split in SPLITS:
@@ -110,13 +97,13 @@ def import_coco_keypoints(source: Path, target: Path) -> Imported:
     other_json = sorted(set(safety.list_folder(source / ANNOTATIONS).files) - wanted)
     other_json += [f"{name}/" for name in safety.list_folder(source / ANNOTATIONS).folders]
     if other_json:
-        notes.append(f"left out {_some(other_json)} in {ANNOTATIONS}/ (pose uses the person keypoints files)")
+        notes.append(f"left out {safety.some_names(other_json)} in {ANNOTATIONS}/ (pose uses the person keypoints files)")
     top = safety.list_folder(source)
     used = {ANNOTATIONS, *(split + suffix for split in SPLITS)}
     beside = [f"{name}/" for name in top.folders if name not in used]
     beside += [name for name in top.files if not safety.is_document(name)]
     if beside:
-        notes.append(f"left out {_some(beside)} (not used by pose)")
+        notes.append(f"left out {safety.some_names(beside)} (not used by pose)")
     for name in top.files:
         if safety.is_document(name):
             safety.copy_file(source / name, target, target / name)
