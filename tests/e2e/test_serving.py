@@ -25,12 +25,14 @@ from PIL import Image
 
 from tests import processes
 from tests.conftest import make_project, using_project
+from zooflow.tasks.pose.skeleton import COCO_KEYPOINTS
 
 REPO = Path(__file__).resolve().parents[2]
 DIGIT = "src/zooflow/data/samples/digit7.png"  # as the README names it (from the repo root)
 MODELS = {"classification": ("classification", "vgg16-transfer"), "sentiment": ("sentiment", "transformer"),
           "generation": ("generation", "dcgan"), "anomaly": ("anomaly", "efficientgan"),
-          "detection": ("detection", "ssdlite-mobilenetv2"), "segmentation": ("segmentation", "mobilenetv2-psp")}
+          "detection": ("detection", "ssdlite-mobilenetv2"), "segmentation": ("segmentation", "mobilenetv2-psp"),
+          "pose": ("pose", "mobilenet-openpose")}
 
 
 def readme_curl_lines() -> dict[str, str]:
@@ -69,7 +71,7 @@ def served_project(tmp_path_factory, prefect_server):
 
     root = make_project(tmp_path_factory.mktemp("serving") / "project", policy={"threshold": 0.0},
                         datasets=("classification", "sentiment-en", "generation", "anomaly", "detection",
-                                  "segmentation"))
+                                  "segmentation", "pose"))
     generation = root / "configs" / "generation.yaml"
     raw = yaml.safe_load(generation.read_text())
     raw["policy"]["threshold"] = 1.0e6  # FID is lower-better: any smoke generator passes
@@ -184,4 +186,25 @@ def test_segmenter_answers_the_readme_with_a_palette_mask_of_the_photo_s_size(se
     assert status == 200, text
     row = json.loads(text)["predictions"][0]
     assert sum(row[f"share.{name}"] for name in classes) == pytest.approx(1.0)
+    assert_clean_400(url, {"instances": ["not base64 at all!"]}, '"image"')
+
+
+def test_pose_model_answers_the_readme_with_a_row_per_person_in_strict_json(served_project, serve):
+    """The README's line gets one row per person found (a smoke network may find nobody), every
+    keypoint as x, y, score; no NaN token (a strict JSON parser, as a browser's, must read it)."""
+    url = serve("pose")
+    text = run_readme_line("pose", url, served_project)
+
+    def refuse(token):
+        raise AssertionError(f"{token} is not JSON")
+
+    answer = json.loads(text, parse_constant=refuse)["predictions"]
+    keys = {"image", "score", *(f"{name}_{what}" for name in COCO_KEYPOINTS for what in ("x", "y", "score"))}
+    assert all(set(row) == keys and row["image"] == 0 for row in answer)
+    photo = re.search(r"base64 -w0 (\S+)\)", readme_curl_lines()["pose"]).group(1)
+    encoded = base64.b64encode((served_project / photo).read_bytes()).decode()
+    status, text = post(url, {"inputs": [encoded, encoded]})
+    assert status == 200, text
+    rows = json.loads(text, parse_constant=refuse)["predictions"]
+    assert len(rows) == 2 * len(answer) and {row["image"] for row in rows} <= {0, 1}
     assert_clean_400(url, {"instances": ["not base64 at all!"]}, '"image"')

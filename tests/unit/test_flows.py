@@ -9,7 +9,8 @@ def test_demo_covers_every_model_of_every_task():
                                      ("generation", "dcgan"), ("generation", "sagan"),
                                      ("anomaly", "anogan"), ("anomaly", "efficientgan"),
                                      ("detection", "ssd300"), ("detection", "ssdlite-mobilenetv2"),
-                                     ("segmentation", "pspnet"), ("segmentation", "mobilenetv2-psp")}
+                                     ("segmentation", "pspnet"), ("segmentation", "mobilenetv2-psp"),
+                                     ("pose", "openpose"), ("pose", "mobilenet-openpose")}
     assert ("sentiment-ja", "bert") not in all_runs("demo")  # smoke only offline, see its config
 
 

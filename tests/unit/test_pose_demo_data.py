@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from zooflow.data import scenes
-from zooflow.tasks.pose.demo_data import (FACE, MIN_VISIBLE, PHOTOS, SPLITS, build_pose, hull, pose,
+from zooflow.tasks.pose.demo_data import (FACE, MIN_VISIBLE, PHOTOS, SHOULDERS, SPLITS, build_pose, hull, pose,
                                           scene)
 from zooflow.tasks.pose.skeleton import COCO_KEYPOINTS
 
@@ -166,6 +166,8 @@ def test_people_overlap_hide_keypoints_and_are_cut_by_the_border(scenes_built):
             outside = (x < 0) | (x >= width) | (y < 0) | (y >= height)
             cut += bool(outside.any())
             assert (person.keypoints[outside] == 0).all()  # outside the image: unlabelled
+            # ... but never a shoulder: the neck (OpenPose's root part) needs both
+            assert (person.keypoints[list(SHOULDERS), 2] > 0).all()
     assert overlaps >= 2 and covered >= 3 and cut >= 2
 
 

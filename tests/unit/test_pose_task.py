@@ -1,11 +1,6 @@
-"""Chapter 4's task object (``tasks/pose/task.py``, not registered yet) through every contract
-method on a reduced demo set (8 training, 4 validation images), with tiny networks.
-
-The task is not in ``tasks/params.PARAMS`` yet, so ``config.resolve`` (whose ``RunConfig``
-validates ``params`` against that table) cannot build its config. The tests build a real
-``RunConfig`` with ``model_construct`` instead: every field the task reads set as a config file
-would, the others at their defaults, ``params`` a validated ``PoseParams``. When the task is
-registered, ``cfg`` moves onto ``config.resolve("pose", <model>, "smoke", overrides=...)``.
+"""Chapter 4's task object (``tasks/pose/task.py``) through every contract method on a reduced
+demo set (8 training, 4 validation images), with the smoke profiles' tiny networks
+(``configs/pose.yaml`` resolved as a run would, a few params overridden).
 """
 
 from __future__ import annotations
@@ -21,13 +16,15 @@ import torch
 from PIL import Image
 from torch import nn
 
-from zooflow.config import DataChecks, Policy, RunConfig
+from zooflow import config
+from zooflow.config import RunConfig
 from zooflow.data.safety import Imported
 from zooflow.tasks.base import RunContext, evaluate
+from zooflow.tasks.params import PoseParams
 from zooflow.tasks.pose import coco, demo_data, transforms
 from zooflow.tasks.pose.decode import to_coco_results
 from zooflow.tasks.pose.skeleton import COCO_KEYPOINTS
-from zooflow.tasks.pose.task import (ANSWER_COLUMNS, ANSWER_TYPES, TASK, PoseParams, Predictions, make_targets,
+from zooflow.tasks.pose.task import (ANSWER_COLUMNS, ANSWER_TYPES, TASK, Predictions, make_targets,
                                      people_in, pose_loss)
 from zooflow.training.engine import Step, fit
 
@@ -43,15 +40,12 @@ def data_root(tmp_path_factory) -> Path:
     return root
 
 
-def make_cfg(architecture: str = "mobilenet_openpose", pretrained: str = "imagenet", **params) -> RunConfig:
-    """A smoke-sized config as ``configs/pose.yaml`` would resolve it (see the module docstring)."""
-    params = {"input_size": SIZE, "channels": 8, "width": 1 / 16, "stages": 2, "area_override": "bbox", **params}
-    return RunConfig.model_construct(
-        task="pose", module="pose", model="test", profile="smoke", architecture=architecture, description="",
-        limitations=(), pretrained=pretrained, epochs=1, batch_size=2, momentum=0.9, weight_decay=1e-4,
-        lr={"backbone": 1e-3, "head": 1e-2}, optimizer="sgd", num_workers=0, max_batches=2,
-        max_eval_samples=None, max_train_samples=None, params=PoseParams(**params),
-        data=DataChecks(folder=FOLDER, max_side=4000), policy=Policy(threshold=0.1))
+def make_cfg(model: str = "mobilenet-openpose", pretrained: str | None = None, **params) -> RunConfig:
+    """The model's smoke config from ``configs/pose.yaml`` at a 64 px square, ``params`` overriding."""
+    overrides: dict = {"num_workers": 0, "params": {"input_size": SIZE, **params}}
+    if pretrained is not None:
+        overrides["pretrained"] = pretrained
+    return config.resolve("pose", model, "smoke", overrides=overrides)
 
 
 def make_ctx(data_root: Path, **kwargs) -> RunContext:
@@ -112,10 +106,10 @@ def test_loaders_give_images_targets_and_masks_at_stride_8(data_root):
 
 # -- training -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("architecture, pretrained", [("mobilenet_openpose", "imagenet"), ("openpose", "none")])
-def test_a_training_step_gives_a_finite_loss_whose_update_changes_the_weights(data_root, architecture, pretrained):
+@pytest.mark.parametrize("model, pretrained", [("mobilenet-openpose", "imagenet"), ("openpose", "none")])
+def test_a_training_step_gives_a_finite_loss_whose_update_changes_the_weights(data_root, model, pretrained):
     torch.manual_seed(0)
-    ctx = make_ctx(data_root, architecture=architecture, pretrained=pretrained)
+    ctx = make_ctx(data_root, model=model, pretrained=pretrained)
     model = TASK.build_model(ctx)
     assert len(model.stages) == 2
     optimizers = TASK.optimizers(model, ctx)
@@ -209,21 +203,14 @@ def truth_predictions(ctx: RunContext) -> Predictions:
 
 
 def test_the_targets_decoded_score_near_one_through_the_tasks_scoring(data_root):
-    """Targets -> decode -> to_original -> COCOeval agree end to end. OpenPose's limb tree joins
-    the head and legs to the body through the neck, which needs both shoulders: people with a
-    shoulder unlabelled (cut by the border, covered) decode as fragments even from perfect maps.
-    On images whose people all have both shoulders, the chain is exact; over the whole split it
-    is capped by those people (the full demo val split: 0.78 with bbox areas, 0.98 on the 76 of
-    96 images whose people all have a neck)."""
+    """Targets -> decode -> to_original -> COCOeval agree end to end: the true maps, decoded,
+    score near 1. (OpenPose's limb tree joins the head and legs to the body through the neck,
+    which needs both shoulders; the demo set keeps every shoulder inside the image, see
+    ``demo_data``, so every person there can be decoded whole.)"""
     ctx = make_ctx(data_root, input_size=368)
-    predictions = truth_predictions(ctx)
     source = TASK._split(ctx, "val")
-    complete = [source.image_ids[i] for i in range(len(source))
-                if (source[i][1]["keypoints"][:, SHOULDERS, 2] > 0).all()]
-    assert complete, "the reduced demo set should hold an image whose people all have both shoulders"
-    on_complete = Predictions([], complete, predictions.results)
-    assert TASK.score(on_complete, ctx)["oks_ap"] > 0.95
-    assert TASK.score(predictions, ctx)["oks_ap"] > 0.65
+    assert all((source[i][1]["keypoints"][:, SHOULDERS, 2] > 0).all() for i in range(len(source)))
+    assert TASK.score(truth_predictions(ctx), ctx)["oks_ap"] > 0.95
 
 
 # -- serving --------------------------------------------------------------------------------------
@@ -265,12 +252,13 @@ def test_predict_answers_image_bytes_with_a_row_per_person(data_root):
         for person in people:
             labelled = person[:, 2] > 0
             found = np.stack([rows[[f"{name}_x", f"{name}_y"]].to_numpy() for name in COCO_KEYPOINTS], axis=1)
-            distance = np.nanmax(np.abs(found[:, labelled] - person[labelled, :2]), axis=(1, 2))
+            distance = np.abs(found[:, labelled] - person[labelled, :2]).max(axis=(1, 2))
             best = rows.iloc[int(np.argmin(distance))]
             assert distance.min() < 1.0
             for name, given in zip(COCO_KEYPOINTS, labelled):
-                assert math.isnan(best[f"{name}_x"]) != given
                 assert (best[f"{name}_score"] > 0) == given
+                if not given:  # not found: (0, 0, 0) as in COCO's results, and no NaN to break JSON
+                    assert best[f"{name}_x"] == best[f"{name}_y"] == 0.0
             assert 0 < best["score"] <= 1.1
 
 

@@ -170,9 +170,16 @@ def build_segmentation(folder: Path) -> dict[str, int]:
     return build(folder)
 
 
+def build_pose(folder: Path) -> dict[str, int]:
+    """Write the chapter 4 demo set (stick figures on photographs) in the COCO keypoints layout."""
+    from zooflow.tasks.pose.demo_data import build_pose as build
+
+    return build(folder)
+
+
 # Each task adds its builder here; `zooflow data demo` builds them all into data/<folder>.
 # Generation and anomaly get the same digits in folders of their own, so importing one task's
 # data never replaces the other's (DVC stores the identical files once).
 BUILDERS = {"classification": build_classification, "sentiment-en": build_sentiment_english,
             "sentiment-ja": build_sentiment_japanese, "generation": build_mnist, "anomaly": build_mnist,
-            "detection": build_detection, "segmentation": build_segmentation}
+            "detection": build_detection, "segmentation": build_segmentation, "pose": build_pose}

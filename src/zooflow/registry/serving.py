@@ -53,7 +53,7 @@ _SEEDS = Expected(("seed", "count"), 'a JSON body {"instances": [{"seed": 1, "co
 
 # By the task module a run config names (``cfg.module``); sentiment-ja uses ``sentiment``.
 EXPECTED = {"classification": _IMAGE, "anomaly": _IMAGE, "sentiment": _TEXT, "generation": _SEEDS,
-            "detection": _IMAGE, "segmentation": _IMAGE}
+            "detection": _IMAGE, "segmentation": _IMAGE, "pose": _IMAGE}
 
 
 def expected_for(module: str) -> Expected:
@@ -141,6 +141,8 @@ _CURL = {
     "segmentation": 'curl -s {url} -H "Content-Type: application/json" '
                     '-d "{{\\"instances\\": [\\"$(base64 -w0 PHOTO.jpg)\\"]}}" '
                     "| jq -r '.predictions[0].mask' | base64 -d > mask.png",
+    "pose": 'curl -s {url} -H "Content-Type: application/json" '
+            '-d "{{\\"instances\\": [\\"$(base64 -w0 PHOTO.jpg)\\"]}}"',
 }
 
 

@@ -7,7 +7,8 @@ from importlib import import_module
 # task name -> "module:object"; modules import lazily (torch, torchvision are slow to import).
 TASKS = {"classification": "zooflow.tasks.classification:TASK", "sentiment": "zooflow.tasks.sentiment:TASK",
          "generation": "zooflow.tasks.generation:TASK", "anomaly": "zooflow.tasks.anomaly:TASK",
-         "detection": "zooflow.tasks.detection.task:TASK", "segmentation": "zooflow.tasks.segmentation.task:TASK"}
+         "detection": "zooflow.tasks.detection.task:TASK", "segmentation": "zooflow.tasks.segmentation.task:TASK",
+         "pose": "zooflow.tasks.pose.task:TASK"}
 
 
 def get_task(name: str):

@@ -11,6 +11,8 @@ A new task adds its class and one ``PARAMS`` entry (keyed by the task module's n
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
@@ -118,9 +120,53 @@ class SegmentationParams(TaskParams):
 
 
 # task module (tasks/<module>.py) -> its parameters
+POSE_STRIDE = 8  # input pixels per cell of both pose models' maps (three stride-2 steps)
+
+
+class PoseParams(TaskParams):
+    """Chapter 4: the network's input and size, the targets, the augmentation, decoding and scoring."""
+
+    input_size: int = Field(368, ge=32, description="side of the square the network sees (the book's 368 = 46 x 8); "
+                                                     "training crops it, evaluation and serving letterbox to it; "
+                                                     "a multiple of 8, so both models' maps are input_size / 8")
+    width: float = Field(1.0, gt=0, description="OpenPose: channel multiplier of the whole network (1: the book's)")
+    stages: int = Field(0, ge=0, description="two-branch stages (0: the architecture's own, OpenPose 6 as the book, "
+                                             "MobileNet 2)")
+    channels: int = Field(64, ge=1, description="MobileNet OpenPose: channels of the reduction and the stages")
+    sigma: float = Field(7.0, gt=0, description="targets: spread of a part's Gaussian peak, input pixels (CMU's 7)")
+    limb_width: float = Field(8.0, gt=0, description="targets: half-width of a limb's PAF, input pixels (CMU's 8)")
+    scale_min: float = Field(0.5, gt=0, description="augmentation: the least random rescale of the short side, "
+                                                    "relative to input_size (CMU's 0.5)")
+    scale_max: float = Field(1.1, gt=0, description="augmentation: the largest random rescale (CMU's 1.1)")
+    rotation: float = Field(40.0, ge=0, le=180, description="augmentation: random rotation up to this many degrees "
+                                                              "(CMU's 40; 0: off)")
+    flip: bool = Field(True, description="augmentation: mirror half the training images, left and right swapped")
+    peak_threshold: float = Field(0.1, gt=0, description="decoding: least heatmap value of a part peak (CMU's 0.1)")
+    paf_threshold: float = Field(0.05, description="decoding: least PAF value along a limb sample (CMU's 0.05)")
+    min_parts: int = Field(3, ge=1, le=18, description="decoding: people with fewer of the 18 parts are dropped")
+    min_score: float = Field(0.4, ge=0, description="decoding: people with a lower mean part and limb score are "
+                                                    "dropped (CMU's 0.4)")
+    upsample: int = Field(1, ge=1, le=8, description="decoding: resize the maps by this factor first (1: decode at "
+                                                     "stride 8 with sub-cell peak refinement)")
+    area_override: Literal["bbox"] | None = Field(None, description="scoring: bbox scores OKS with each person's "
+                                                                    "bbox w x h as its area instead of COCO's "
+                                                                    "segmentation area (the demo set's stick "
+                                                                    "figures: see metrics.py)")
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.input_size % POSE_STRIDE:
+            raise ValueError(f"input_size ({self.input_size}) must be a multiple of {POSE_STRIDE}: the maps are "
+                             f"input_size / {POSE_STRIDE} cells a side")
+        if self.scale_min > self.scale_max:
+            raise ValueError(f"scale_min ({self.scale_min}) is larger than scale_max ({self.scale_max})")
+        return self
+
+
 PARAMS: dict[str, type[TaskParams]] = {"classification": ClassificationParams, "sentiment": SentimentParams,
                                        "generation": GenerationParams, "anomaly": AnomalyParams,
-                                       "detection": DetectionParams, "segmentation": SegmentationParams}
+                                       "detection": DetectionParams, "segmentation": SegmentationParams,
+                                       "pose": PoseParams}
 
 # The keys configs stored before ``params`` existed kept flat at the top level (every config had
 # all of them, whatever its task). Fixed: it describes that old format, not today's classes.

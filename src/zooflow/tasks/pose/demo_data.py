@@ -21,6 +21,13 @@ unlabelled, as COCO's annotators leave it. ``bbox`` and ``area`` are the figure'
 (their tight box and their count), ``segmentation`` is their convex hull. A figure with fewer
 than ``MIN_VISIBLE`` visible keypoints is drawn again elsewhere, so no person goes unlabelled.
 
+A figure is also drawn again when a shoulder would fall outside the image: OpenPose's limb tree
+joins the head, the arms and the legs through the neck (the midpoint of both shoulders), so a
+person with a shoulder cut off decodes as fragments even from perfect maps (on an earlier layout
+that let shoulders go, 22 of 193 validation people did, and decoding the true maps scored an OKS
+AP of 0.78). A covered shoulder (``v = 1``) keeps its position, so the neck stays; feet, hands
+and heads still go beyond the border.
+
 Every image has its own generator, seeded from ``DEMO_SEED``, the chapter and the image id, and
 every coordinate is rounded to an integer pixel before anything is drawn or written, so the
 files are the same on every machine and a label agrees exactly with its pixels.
@@ -49,6 +56,7 @@ LEAN_DEGREES = 20  # the torso leans at most this far from upright
 YAW_DEGREES = 60  # the head turns at most this far from facing the camera
 FAR_EAR_DEGREES = 25  # beyond this yaw the far ear is behind the head: not drawn, unlabelled
 MIN_VISIBLE = 3  # keypoints with v = 2 a person needs, or it is drawn again
+SHOULDERS = (COCO_KEYPOINTS.index("left_shoulder"), COCO_KEYPOINTS.index("right_shoulder"))  # must be in the image
 PLACEMENT_TRIES = 30
 LAYOUT_TRIES = 20
 OUTSIDE = 0.4  # up to this share of a figure's extent may lie beyond the image border
@@ -106,7 +114,8 @@ resized to a width and a height drawn between {side_lo} and {side_hi} pixels. On
 {lean} degrees, head yaw up to {yaw} degrees, random shoulder, elbow, hip and knee angles): thick
 limbs, a filled torso, joints as slightly larger discs, a filled head with eyes, nose and ears in
 a second colour, and a one-pixel outline in that colour round the body and round the head.
-Figures drawn later cover earlier ones; some are cut by the image border.
+Figures drawn later cover earlier ones; some are cut by the image border, but never at the
+shoulders (OpenPose joins a person's parts through the neck, the midpoint of the shoulders).
 
 Keypoints are integer pixel positions (pixel `j`'s centre at `x = j`). `v = 2`: the figure's
 own pixels show there; `v = 1`: a figure drawn later, or the figure's own head, covers it
@@ -328,7 +337,9 @@ def paint(rng: np.random.Generator, backdrop: Image.Image, people: list[Person])
 
 
 def _acceptable(people: list[Person]) -> bool:
-    return all(int((person.keypoints[:, 2] == 2).sum()) >= MIN_VISIBLE for person in people)
+    """Everyone shows ``MIN_VISIBLE`` keypoints and has both shoulders inside the image."""
+    return all(int((person.keypoints[:, 2] == 2).sum()) >= MIN_VISIBLE
+               and bool((person.keypoints[list(SHOULDERS), 2] > 0).all()) for person in people)
 
 
 def scene(image_id: int, photos: list[Image.Image]) -> tuple[Image.Image, Image.Image, list[Person]]:

@@ -10,21 +10,17 @@ book's: the masked squared error of every stage's PAFs and heatmaps against the 
 :mod:`~zooflow.tasks.pose.targets`. Evaluation letterboxes each validation image to the network's
 square, decodes people from the maps (:mod:`~zooflow.tasks.pose.decode`), maps their keypoints
 back to the image's own pixels and scores them with COCOeval (:mod:`~zooflow.tasks.pose.metrics`).
-
-Not registered yet (issue 13 groundwork): ``PoseParams`` moves to ``tasks/params.py`` and the task
-into ``tasks/__init__.py`` when ``configs/pose.yaml`` lands.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from pydantic import Field, model_validator
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 from torchvision.transforms import v2
@@ -35,7 +31,7 @@ from zooflow.data.raw_images import decode_image, image_items
 from zooflow.data.subsets import even_spread
 from zooflow.models import openpose
 from zooflow.tasks.base import RunContext, TaskDefaults
-from zooflow.tasks.params import TaskParams
+from zooflow.tasks.params import POSE_STRIDE as STRIDE
 from zooflow.tasks.pose import coco, figures, metrics, targets, transforms
 from zooflow.tasks.pose.decode import Person, decode, to_coco_results
 from zooflow.tasks.pose.importer import import_coco_keypoints
@@ -43,56 +39,13 @@ from zooflow.tasks.pose.skeleton import COCO_KEYPOINTS, coco_to_openpose
 from zooflow.training.engine import Loaders, Step, to_device
 from zooflow.training.optim import build_optimizer
 
-STRIDE = 8  # input pixels per cell of both models' maps (three stride-2 steps)
 CARD_IMAGES = 6
 # Served answer: one row per person found; for every COCO keypoint its position in the input
-# image's pixels and its heatmap peak value (x, y NaN and score 0 where the part was not found).
+# image's pixels and its heatmap peak value; (0, 0, 0) where the part was not found, as COCO's
+# results format has it (NaN would make the server's JSON invalid for strict parsers).
 ANSWER_TYPES = {"image": "int64", "score": "float64",
                 **{f"{name}_{what}": "float64" for name in COCO_KEYPOINTS for what in ("x", "y", "score")}}
 ANSWER_COLUMNS = list(ANSWER_TYPES)
-
-
-class PoseParams(TaskParams):
-    """Chapter 4: the network's input and size, the targets, the augmentation, decoding and scoring.
-
-    Defined here until the task is registered; then it moves to ``tasks/params.py`` (with a
-    ``PARAMS["pose"]`` entry), where every task's parameter class lives."""
-
-    input_size: int = Field(368, ge=32, description="side of the square the network sees (the book's 368 = 46 x 8); "
-                                                     "training crops it, evaluation and serving letterbox to it; "
-                                                     "a multiple of 8, so both models' maps are input_size / 8")
-    width: float = Field(1.0, gt=0, description="OpenPose: channel multiplier of the whole network (1: the book's)")
-    stages: int = Field(0, ge=0, description="two-branch stages (0: the architecture's own, OpenPose 6 as the book, "
-                                             "MobileNet 2)")
-    channels: int = Field(64, ge=1, description="MobileNet OpenPose: channels of the reduction and the stages")
-    sigma: float = Field(7.0, gt=0, description="targets: spread of a part's Gaussian peak, input pixels (CMU's 7)")
-    limb_width: float = Field(8.0, gt=0, description="targets: half-width of a limb's PAF, input pixels (CMU's 8)")
-    scale_min: float = Field(0.5, gt=0, description="augmentation: the least random rescale of the short side, "
-                                                    "relative to input_size (CMU's 0.5)")
-    scale_max: float = Field(1.1, gt=0, description="augmentation: the largest random rescale (CMU's 1.1)")
-    rotation: float = Field(40.0, ge=0, le=180, description="augmentation: random rotation up to this many degrees "
-                                                              "(CMU's 40; 0: off)")
-    flip: bool = Field(True, description="augmentation: mirror half the training images, left and right swapped")
-    peak_threshold: float = Field(0.1, gt=0, description="decoding: least heatmap value of a part peak (CMU's 0.1)")
-    paf_threshold: float = Field(0.05, description="decoding: least PAF value along a limb sample (CMU's 0.05)")
-    min_parts: int = Field(3, ge=1, le=18, description="decoding: people with fewer of the 18 parts are dropped")
-    min_score: float = Field(0.4, ge=0, description="decoding: people with a lower mean part and limb score are "
-                                                    "dropped (CMU's 0.4)")
-    upsample: int = Field(1, ge=1, le=8, description="decoding: resize the maps by this factor first (1: decode at "
-                                                     "stride 8 with sub-cell peak refinement)")
-    area_override: Literal["bbox"] | None = Field(None, description="scoring: bbox scores OKS with each person's "
-                                                                    "bbox w x h as its area instead of COCO's "
-                                                                    "segmentation area (the demo set's stick "
-                                                                    "figures: see metrics.py)")
-
-    @model_validator(mode="after")
-    def _consistent(self):
-        if self.input_size % STRIDE:
-            raise ValueError(f"input_size ({self.input_size}) must be a multiple of {STRIDE}: the maps are "
-                             f"input_size / {STRIDE} cells a side")
-        if self.scale_min > self.scale_max:
-            raise ValueError(f"scale_min ({self.scale_min}) is larger than scale_max ({self.scale_max})")
-        return self
 
 
 ARCHITECTURES = {
@@ -371,7 +324,7 @@ class PoseTask(TaskDefaults):
         of bytes / HxWxC uint8 arrays): one row per person found, best first within an image:
         ``image`` (its position in the input), ``score`` (the person's mean part and limb score)
         and, for each COCO keypoint ``<name>``, ``<name>_x``, ``<name>_y`` (in the input image's
-        pixels, pixel centres at integers; NaN when the part was not found) and ``<name>_score``
+        pixels, pixel centres at integers; 0 when the part was not found) and ``<name>_score``
         (its heatmap peak, 0 when not found). Typed even with no one found."""
         params = ctx.cfg.params
         prepare = transforms.evaluation(params.input_size)
@@ -386,8 +339,7 @@ class PoseTask(TaskDefaults):
                     for person in people_in(paf, heatmap, placement, params):
                         points = person.keypoints.astype(np.float64)
                         missing = points[:, 2] <= 0
-                        points[missing, :2] = np.nan
-                        points[missing, 2] = 0.0
+                        points[missing] = 0.0
                         rows.append([start + offset, person.score, *points.reshape(-1).tolist()])
         return pd.DataFrame(rows, columns=ANSWER_COLUMNS).astype(ANSWER_TYPES)
 
