@@ -117,7 +117,10 @@ def test_a_model_goes_through_every_step_of_the_contract(task_name, model_name, 
     example = task.input_example(ctx)
     assert isinstance(example, pd.DataFrame) and len(example) >= 2
     answer = task.predict(model, ctx, example)
-    assert isinstance(answer, pd.DataFrame) and len(answer) >= 1
+    assert isinstance(answer, pd.DataFrame) and len(answer.columns) >= 1
+    # One row per input, or per thing found in an input (boxes, people), where a smoke network
+    # may find nothing: the answer is then empty but still says which input a row would be for.
+    assert len(answer) >= 1 or "image" in answer.columns
     from importlib import metadata
 
     for package in task.serving_packages(cfg):
