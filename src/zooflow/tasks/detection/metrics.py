@@ -9,8 +9,6 @@ them hold one entry per image, in the same order.
 
 from __future__ import annotations
 
-import contextlib
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -19,6 +17,7 @@ import torch
 from torchvision.ops import box_iou
 
 from zooflow.evaluation.keys import metric_key_map
+from zooflow.quiet import silenced_prints
 
 # Same-class IoU at or above which a detection overlapping a "difficult" truth is left out of
 # the COCO evaluation (VOC's own threshold for a match).
@@ -212,7 +211,7 @@ def coco_map(detections: Sequence[dict], truths: Sequence[dict], classes: Sequen
     metric.update(list(predictions), list(targets))
     # pycocotools prints its 12-line summary on stdout, which Prefect logs at every evaluation
     # (twice: model and baseline); the figures that matter are returned and logged as metrics.
-    with contextlib.redirect_stdout(io.StringIO()):
+    with silenced_prints():
         result = metric.compute()
     return {"map_50_95": _number(result["map"]), "map_coco_50": _number(result["map_50"]),
             "map_75": _number(result["map_75"])}

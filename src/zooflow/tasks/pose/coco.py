@@ -57,8 +57,6 @@ splits.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import math
 import os
@@ -74,6 +72,7 @@ from torch.utils.data import Dataset
 from zooflow.data import images, safety, voc_layout
 from zooflow.data.images import MAX_SIDE
 from zooflow.errors import InputRejected
+from zooflow.quiet import silenced_prints
 from zooflow.tasks.pose.skeleton import COCO_KEYPOINTS
 
 SPLITS = ("train", "val")
@@ -151,7 +150,7 @@ def coco_index(dataset: dict, where: str = "annotations"):
     coco = COCO()
     coco.dataset = dataset
     try:
-        with contextlib.redirect_stdout(io.StringIO()):
+        with silenced_prints():
             coco.createIndex()
     except (KeyError, TypeError) as error:
         raise CocoError(f"{where}: an entry lacks a field or has one of the wrong type ({error!r}); the manifest "

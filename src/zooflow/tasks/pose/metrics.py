@@ -18,12 +18,11 @@ large above), which are read from the same field.
 
 from __future__ import annotations
 
-import contextlib
-import io
 from collections.abc import Iterable
 
 import numpy as np
 
+from zooflow.quiet import silenced_prints
 from zooflow.tasks.pose.coco import coco_index, person_category
 from zooflow.tasks.pose.skeleton import COCO_KEYPOINTS
 
@@ -131,7 +130,7 @@ def scores(ground_truth: dict, results: list[dict], image_ids: Iterable[int] | N
                              f"numbers, not {3 * len(COCO_KEYPOINTS)}")
     results = [r for r in results if r["image_id"] in chosen]
 
-    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools reports every step on stdout
+    with silenced_prints():  # pycocotools reports every step with print()
         gt = coco_index(_ground_truth(ground_truth, area_override), "the ground truth")
         evaluation = COCOeval(gt, _results_index(gt, results), "keypoints")
         evaluation.params.imgIds = wanted
