@@ -98,7 +98,18 @@ class DetectionParams(TaskParams):
     min_score: float = Field(0.3, ge=0, lt=1, description="served answers and card figures: the least score shown")
 
 
-class SegmentationParams(TaskParams):
+class ScaledAugmentationParams(TaskParams):
+    """Parameters of a task whose augmentation rescales by a random factor in
+    ``[scale_min, scale_max]`` (the subclass declares both, with its own defaults)."""
+
+    @model_validator(mode="after")
+    def _scales_in_order(self):
+        if self.scale_min > self.scale_max:
+            raise ValueError(f"scale_min ({self.scale_min}) is larger than scale_max ({self.scale_max})")
+        return self
+
+
+class SegmentationParams(ScaledAugmentationParams):
     """Chapter 3: what the segmenter sees, its size, its loss and its augmentation."""
 
     input_size: int = Field(475, ge=64, description="side of the square the network sees (the book's PSPNet: 475); "
@@ -112,18 +123,11 @@ class SegmentationParams(TaskParams):
                                                               "(the book's 10; 0: off)")
     flip: bool = Field(True, description="augmentation: mirror half the training images (the book's)")
 
-    @model_validator(mode="after")
-    def _scales_in_order(self):
-        if self.scale_min > self.scale_max:
-            raise ValueError(f"scale_min ({self.scale_min}) is larger than scale_max ({self.scale_max})")
-        return self
 
-
-# task module (tasks/<module>.py) -> its parameters
 POSE_STRIDE = 8  # input pixels per cell of both pose models' maps (three stride-2 steps)
 
 
-class PoseParams(TaskParams):
+class PoseParams(ScaledAugmentationParams):
     """Chapter 4: the network's input and size, the targets, the augmentation, decoding and scoring."""
 
     input_size: int = Field(368, ge=32, description="side of the square the network sees (the book's 368 = 46 x 8); "
@@ -154,15 +158,14 @@ class PoseParams(TaskParams):
                                                                     "figures: see metrics.py)")
 
     @model_validator(mode="after")
-    def _consistent(self):
+    def _on_the_stride(self):
         if self.input_size % POSE_STRIDE:
             raise ValueError(f"input_size ({self.input_size}) must be a multiple of {POSE_STRIDE}: the maps are "
                              f"input_size / {POSE_STRIDE} cells a side")
-        if self.scale_min > self.scale_max:
-            raise ValueError(f"scale_min ({self.scale_min}) is larger than scale_max ({self.scale_max})")
         return self
 
 
+# task module (tasks/<module>.py) -> its parameters
 PARAMS: dict[str, type[TaskParams]] = {"classification": ClassificationParams, "sentiment": SentimentParams,
                                        "generation": GenerationParams, "anomaly": AnomalyParams,
                                        "detection": DetectionParams, "segmentation": SegmentationParams,
