@@ -13,7 +13,6 @@ import shutil
 import mlflow
 import pandas as pd
 import pytest
-import yaml
 from PIL import Image
 
 from flows.pipeline import train_task
@@ -29,11 +28,9 @@ VAL_JSON = "data/pose/annotations/person_keypoints_val.json"
 
 @pytest.fixture(scope="module")
 def pose_project(tmp_path_factory, prefect_server):
-    root = make_project(tmp_path_factory.mktemp("pose") / "project", datasets=("pose",))
-    file = root / "configs" / "pose.yaml"
-    raw = yaml.safe_load(file.read_text())
-    raw["policy"]["threshold"] = 0.0  # smoke networks are barely trained: any OKS AP passes
-    file.write_text(yaml.safe_dump(raw, sort_keys=False))
+    # smoke networks are barely trained: any OKS AP passes
+    root = make_project(tmp_path_factory.mktemp("pose") / "project", policy={"threshold": 0.0},
+                        datasets=("pose",))
     with using_project(root):
         yield root, {model: train_task("pose", model, "smoke") for model in MODELS}
 
