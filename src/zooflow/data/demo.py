@@ -177,9 +177,17 @@ def build_pose(folder: Path) -> dict[str, int]:
     return build(folder)
 
 
+def build_video(folder: Path) -> dict[str, int]:
+    """Write the chapter 9 demo set (moving digits, H.264 mp4) in the Kinetics layout."""
+    from zooflow.tasks.video.demo_data import build_video as build
+
+    return build(folder)
+
+
 # Each task adds its builder here; `zooflow data demo` builds them all into data/<folder>.
 # Generation and anomaly get the same digits in folders of their own, so importing one task's
 # data never replaces the other's (DVC stores the identical files once).
 BUILDERS = {"classification": build_classification, "sentiment-en": build_sentiment_english,
             "sentiment-ja": build_sentiment_japanese, "generation": build_mnist, "anomaly": build_mnist,
-            "detection": build_detection, "segmentation": build_segmentation, "pose": build_pose}
+            "detection": build_detection, "segmentation": build_segmentation, "pose": build_pose,
+            "video": build_video}

@@ -46,6 +46,9 @@ _IMAGE = Expected(("image",), 'a JSON body {"instances": ["<base64 image bytes>"
 _TEXT = Expected(("text",), 'a JSON body {"instances": ["a text", ...]} '
                             '(or "inputs", or dataframe_split/dataframe_records with a "text" column of strings)',
                  values=(str,))
+_VIDEO = Expected(("video",), 'a JSON body {"instances": ["<base64 bytes of a video file>", ...]} '
+                              '(or "inputs", or dataframe_split/dataframe_records with a "video" column '
+                              'of base64 video bytes; any container PyAV reads: mp4, avi, mkv, webm, mov)')
 _SEEDS = Expected(("seed", "count"), 'a JSON body {"instances": [{"seed": 1, "count": 4}, ...]} '
                                      '(or "inputs", or dataframe_split/dataframe_records with integer '
                                      '"seed" and "count" columns)',
@@ -53,7 +56,7 @@ _SEEDS = Expected(("seed", "count"), 'a JSON body {"instances": [{"seed": 1, "co
 
 # By the task module a run config names (``cfg.module``); sentiment-ja uses ``sentiment``.
 EXPECTED = {"classification": _IMAGE, "anomaly": _IMAGE, "sentiment": _TEXT, "generation": _SEEDS,
-            "detection": _IMAGE, "segmentation": _IMAGE, "pose": _IMAGE}
+            "detection": _IMAGE, "segmentation": _IMAGE, "pose": _IMAGE, "video": _VIDEO}
 
 
 def expected_for(module: str) -> Expected:
@@ -143,6 +146,9 @@ _CURL = {
                     "| jq -r '.predictions[0].mask' | base64 -d > mask.png",
     "pose": 'curl -s {url} -H "Content-Type: application/json" '
             '-d "{{\\"instances\\": [\\"$(base64 -w0 PHOTO.jpg)\\"]}}"',
+    # The body through stdin: a clip's base64 soon passes the 128 KiB a single argument may have.
+    "video": '(printf \'{{"instances": ["\'; base64 -w0 CLIP.mp4; printf \'"]}}\') '
+             '| curl -s {url} -H "Content-Type: application/json" -d @-',
 }
 
 

@@ -8,7 +8,7 @@ from importlib import import_module
 TASKS = {"classification": "zooflow.tasks.classification:TASK", "sentiment": "zooflow.tasks.sentiment:TASK",
          "generation": "zooflow.tasks.generation:TASK", "anomaly": "zooflow.tasks.anomaly:TASK",
          "detection": "zooflow.tasks.detection.task:TASK", "segmentation": "zooflow.tasks.segmentation.task:TASK",
-         "pose": "zooflow.tasks.pose.task:TASK"}
+         "pose": "zooflow.tasks.pose.task:TASK", "video": "zooflow.tasks.video.task:TASK"}
 
 
 def get_task(name: str):

@@ -165,11 +165,33 @@ class PoseParams(ScaledAugmentationParams):
         return self
 
 
+class VideoParams(TaskParams):
+    """Chapter 9: how clips are sampled and seen, the ECO network's size, and the baseline."""
+
+    segments: int = Field(16, ge=2, description="frames sampled per clip, one from each of this many equal "
+                                                "segments (the book's 16)")
+    input_size: int = Field(224, ge=64, description="side of the square frames the network sees (the book's "
+                                                    "224); training crops it, evaluation resizes and centre-crops")
+    resize: int = Field(0, ge=0, description="evaluation and serving: resize the short side to this before the "
+                                             "centre crop (0: input_size)")
+    crop_scale: float = Field(0.66, gt=0, le=1, description="training: the least area share of a random crop, "
+                                                            "the same crop for every frame of a clip (1: off)")
+    flip: bool = Field(False, description="training: mirror half the clips (off by default: a mirrored clip "
+                                          "moves the other way, so direction classes would swap)")
+    width: float = Field(1.0, gt=0, description="ECO: channel multiplier of the whole network (1: the book's)")
+    dropout: float = Field(0.8, ge=0, lt=1, description="ECO: dropout before the classifier (ECO's 0.8)")
+    input_format: Literal["imagenet", "caffe"] = Field(
+        "imagenet", description="pixels as the network expects them: imagenet (0-1, RGB, ImageNet mean and std) or "
+                                "caffe (the ECO authors' Kinetics weights: 0-255, BGR, mean subtracted)")
+    single_frame_epochs: int | None = Field(None, ge=0, description="the single-frame baseline model trains this "
+                                                                    "many epochs (unset: the run's)")
+
+
 # task module (tasks/<module>.py) -> its parameters
 PARAMS: dict[str, type[TaskParams]] = {"classification": ClassificationParams, "sentiment": SentimentParams,
                                        "generation": GenerationParams, "anomaly": AnomalyParams,
                                        "detection": DetectionParams, "segmentation": SegmentationParams,
-                                       "pose": PoseParams}
+                                       "pose": PoseParams, "video": VideoParams}
 
 # The keys configs stored before ``params`` existed kept flat at the top level (every config had
 # all of them, whatever its task). Fixed: it describes that old format, not today's classes.
