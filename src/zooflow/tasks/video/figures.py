@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - after the headless backend is chosen
 import numpy as np  # noqa: E402
 
-MAX_FRAMES_SHOWN = 8  # frames per clip row: an even spread of the sampled ones
+MAX_FRAMES_SHOWN = 6  # frames per clip row: an even spread of the sampled ones
 
 
 def sampled_frames_figure(clips: list[np.ndarray], true: list[str], predicted: list[str], confidence: list[float],
@@ -32,6 +32,13 @@ def sampled_frames_figure(clips: list[np.ndarray], true: list[str], predicted: l
     figure.suptitle("Validation clips: the sampled frames in order; predicted (confidence) and true class",
                     fontsize=9)
     figure.tight_layout(rect=(0.08, 0, 1, 0.97))
-    figure.savefig(path, dpi=90)
+    figure.savefig(path, dpi=72)
     plt.close(figure)
+    # Photographic frames make a large PNG, and the card embeds its figures (base64) where
+    # Prefect refuses events over about 1 MB: 256 adaptive colours keep it a few hundred kB.
+    from PIL import Image
+
+    with Image.open(path) as image:
+        quantised = image.convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT)
+    quantised.save(path, optimize=True)
     return path

@@ -14,6 +14,7 @@ middle one when scoring) - so the card shows what relating frames adds over appe
 from __future__ import annotations
 
 import dataclasses
+import logging
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,8 @@ from zooflow.training.optim import build_optimizer
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+log = logging.getLogger("zooflow")
 
 ARCHITECTURES = {"eco_lite": eco.build_eco_lite, "eco_full": eco.build_eco_full}
 
@@ -236,11 +239,16 @@ def _train_single_frame(task: VideoTask, ctx: RunContext) -> tuple[torch.Tensor,
     view = SingleFrameVideoTask()
     single_ctx = dataclasses.replace(ctx, cfg=ctx.cfg.model_copy(update={"epochs": epochs}))
     devices = list(range(torch.cuda.device_count()))
+    log.info("baseline: training the single-frame model (%d epochs)", epochs)
     with torch.random.fork_rng(devices=devices), tempfile.TemporaryDirectory(prefix="single-frame-") as folder:
         torch.manual_seed(ctx.cfg.seed)
         model = view.build_model(single_ctx)
-        engine.fit(view, model, single_ctx, Path(folder), show_progress=False)
-        return view.predict_split(model, single_ctx)
+        result = engine.fit(view, model, single_ctx, Path(folder), show_progress=False)
+        scored = view.predict_split(model, single_ctx)
+    last = result.history[-1] if result.history else {}
+    log.info("baseline: single-frame model trained (last epoch: %s)",
+             " ".join(f"{key}={value:.4f}" for key, value in last.items() if key != "epoch") or "none")
+    return scored
 
 
 TASK = VideoTask()
