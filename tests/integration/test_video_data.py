@@ -161,3 +161,36 @@ def test_each_bad_clip_fails_validation_naming_the_file(source, tmp_path, varian
     lines = [line for line in report.failures if f"video/{path}: " in line]
     assert lines, report.failures
     assert any(f"({column})" in line and text in line for line in lines), lines
+
+
+def test_kinetics_class_folders_keep_kinetics_label_order_and_get_safe_names(tmp_path):
+    """Folders named as Kinetics downloaders name them: the classes come out in Kinetics-400's
+    label order (what a network trained on Kinetics predicts in), not sorted, and a name with
+    parentheses is taken in its safe spelling, said in the notes."""
+    from zooflow.tasks.video import kinetics
+
+    source = tmp_path / "kinetics"
+    frames = np.zeros((8, 32, 32, 3), dtype=np.uint8)
+    folders = ["skiing (not slalom or crosscountry)", "skiing crosscountry", "air_drumming", "hurling_(sport)"]
+    for split in ("train", "val"):
+        for folder in folders:
+            (source / split / folder).mkdir(parents=True)
+            clips.write_clip(source / split / folder / "a.mp4", frames, fps=8)
+    imported = import_videos(source, tmp_path / "out")
+    assert imported.classes == ("air_drumming", "hurling sport", "skiing not slalom or crosscountry",
+                                "skiing crosscountry")
+    order = [kinetics.categories().index(name) for name in ("air drumming", "hurling (sport)",
+                                                            "skiing (not slalom or crosscountry)",
+                                                            "skiing crosscountry")]
+    assert order == sorted(order)
+    assert any("'hurling_(sport)' is the Kinetics-400 class 'hurling sport'" in note for note in imported.notes)
+    assert (tmp_path / "out" / "val" / "hurling sport" / "a.mp4").is_file()
+    assert len(kinetics.categories()) == 400
+
+
+def test_a_name_that_is_neither_safe_nor_kinetics_is_refused(tmp_path):
+    source = tmp_path / "src"
+    for split in ("train", "val"):
+        (source / split / "jumping (high)").mkdir(parents=True)
+    with pytest.raises(ImportRejected, match=r"the class name 'jumping \(high\)' is not allowed"):
+        import_videos(source, tmp_path / "out")

@@ -3,7 +3,10 @@
 The source is ``train/<class>/<clip>`` and ``val/<class>/<clip>``, where a clip is a video file or
 a frame folder (``<clip>/image_00001.jpg`` ...), with an optional ``classes.txt`` declaring the
 class order (a pretrained network's output order); without one, the classes are ``train/``'s
-folders, sorted. The trust rules of ``data/safety.py`` hold: no link is followed (one is an
+folders, sorted - or in Kinetics-400's label order when every folder is named after a Kinetics
+class (``kinetics.py``), so a network trained on Kinetics predicts in the same order. A Kinetics
+name that is not a safe name (``hurling (sport)``) is taken in its safe spelling
+(``hurling sport``), and the import says so. The trust rules of ``data/safety.py`` hold: no link is followed (one is an
 error naming it), class names must be safe names, every class needs clips in both splits, and
 nothing is written outside the staging target. Operating-system litter is skipped and reported.
 What a clip holds (does it decode, is it whole, has it enough frames) is validation's to judge
@@ -17,16 +20,31 @@ from pathlib import Path
 from zooflow.data import safety
 from zooflow.data.imagefolder import CLASSES_FILE, SPLITS, read_classes, write_classes
 from zooflow.data.safety import ImportRejected, Imported
+from zooflow.tasks.video import kinetics
 from zooflow.tasks.video.layout import LAYOUT
 
 
-def _copy_clip_folder(source: Path, split: str, label: str, name: str, target: Path) -> list[str]:
-    """Copy a frame folder (files only: a folder inside it is refused by name)."""
-    folder = source / split / label / name
+def _class_name(folder: Path, name: str, renamed: dict[str, str]) -> str:
+    """The safe class name of a class folder: its own name, or a Kinetics-400 class's safe
+    spelling (recorded in ``renamed``); otherwise the refusal naming it."""
+    try:
+        return safety.check_name(name, str(folder / name), "class name")
+    except ImportRejected:
+        spelling = kinetics.kinetics_name(name)
+        if spelling is None:
+            raise
+        renamed[name] = spelling
+        return spelling
+
+
+def _copy_clip_folder(source: Path, split: str, class_folder: str, name: str, target: Path, label: str) -> list[str]:
+    """Copy a frame folder into ``<split>/<label>/`` (files only: a folder inside it is refused
+    by name)."""
+    folder = source / split / class_folder / name
     listing = safety.list_folder(folder, source)
     if listing.folders:
-        raise ImportRejected(f"{folder / listing.folders[0]}: a folder inside the frame folder {split}/{label}/{name}/,"
-                             f" which holds image_00001.jpg, image_00002.jpg, ... only")
+        raise ImportRejected(f"{folder / listing.folders[0]}: a folder inside the frame folder "
+                             f"{split}/{class_folder}/{name}/, which holds image_00001.jpg, image_00002.jpg, ... only")
     for file in listing.files:
         safety.copy_file(folder / file, target, target / split / label / name / file)
     return listing.skipped
@@ -51,20 +69,26 @@ def import_videos(source: Path, target: Path) -> Imported:
                                  f"and optionally {CLASSES_FILE})")
     skipped = list(top.skipped)
     found: dict[str, set[str]] = {}
+    renamed: dict[str, str] = {}
     for split in SPLITS:
         listing = safety.list_folder(source / split, source)
         skipped += listing.skipped
         if listing.files:
             raise ImportRejected(f"{source / split / listing.files[0]}: a file directly in {split}/; clips go in "
                                  f"{split}/<class>/")
-        found[split] = {safety.check_name(name, str(source / split / name), "class name") for name in listing.folders}
-        for label in sorted(found[split]):
-            clips = safety.list_folder(source / split / label, source)
+        labels = {folder: _class_name(source / split, folder, renamed) for folder in listing.folders}
+        twice = sorted({label for label in labels.values() if list(labels.values()).count(label) > 1})
+        if twice:
+            raise ImportRejected(f"{source / split}: two class folders name the class {twice[0]!r} "
+                                 f"({', '.join(sorted(f for f, label in labels.items() if label == twice[0]))})")
+        found[split] = set(labels.values())
+        for folder, label in sorted(labels.items()):
+            clips = safety.list_folder(source / split / folder, source)
             skipped += clips.skipped
             for name in clips.files:
-                safety.copy_file(source / split / label / name, target, target / split / label / name)
+                safety.copy_file(source / split / folder / name, target, target / split / label / name)
             for name in clips.folders:
-                skipped += _copy_clip_folder(source, split, label, name, target)
+                skipped += _copy_clip_folder(source, split, folder, name, target, label)
             (target / split / label).mkdir(parents=True, exist_ok=True)
     safety.require_every_split(found, source)
     if CLASSES_FILE in top.files:
@@ -73,9 +97,13 @@ def import_videos(source: Path, target: Path) -> Imported:
         if undeclared:
             raise ImportRejected(f"{source / CLASSES_FILE}: does not declare the class folder(s) {undeclared}")
     else:
-        classes = sorted(found["train"])
+        classes = kinetics.kinetics_order(sorted(found["train"])) or sorted(found["train"])
+    notes = [f"class folder {folder!r} is the Kinetics-400 class {label!r} (a safe name)"
+             for folder, label in sorted(renamed.items())]
+    if CLASSES_FILE not in top.files and kinetics.kinetics_order(classes):
+        notes.append(f"every class is a Kinetics-400 class: {CLASSES_FILE} keeps Kinetics' label order")
     write_classes(target, classes)
     for name in top.files:
         if safety.is_document(name):
             safety.copy_file(source / name, target, target / name)
-    return Imported(tuple(classes), tuple(skipped))
+    return Imported(tuple(classes), tuple(skipped), notes=tuple(notes))
