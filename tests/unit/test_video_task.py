@@ -161,3 +161,28 @@ def test_a_served_model_names_what_is_wrong_with_a_clip(data_root):
 def test_the_answer_table_orders_classes_by_probability():
     table = answer_table(np.array([[0.1, 0.6, 0.3]]), ["a", "b", "c"])
     assert table.iloc[0].tolist() == ["b", 0.6, "b", 0.6, "c", 0.3, "a", 0.1]
+
+
+def test_epochs_0_registers_a_pretrained_state_dict_as_it_is(data_root, tmp_path):
+    """The book's usage: weights by path, evaluated without training (the single-frame baseline
+    then scores the same weights on one frame repeated); a missing file is an error, never
+    random weights."""
+    from zooflow.models.pretrained import PretrainedWeightsMissing
+    from zooflow.training.engine import fit
+
+    ctx = make_ctx(data_root)
+    torch.manual_seed(3)
+    source = TASK.build_model(ctx)
+    path = tmp_path / "eco_lite.pt"
+    torch.save(source.state_dict(), path)
+    loaded_ctx = make_ctx(data_root)
+    loaded_ctx = RunContext(loaded_ctx.cfg.model_copy(update={"pretrained": str(path), "epochs": 0}),
+                            loaded_ctx.info, data_root)
+    model = TASK.build_model(loaded_ctx)
+    assert fit(TASK, model, loaded_ctx, tmp_path / "checkpoints", show_progress=False).epochs == 0
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), source.state_dict().values()))
+    assert set(TASK.baseline(loaded_ctx)) == {"majority", "single_frame"}
+    missing = RunContext(loaded_ctx.cfg.model_copy(update={"pretrained": str(tmp_path / "nope.pt")}),
+                         loaded_ctx.info, data_root)
+    with pytest.raises(PretrainedWeightsMissing, match="nope.pt"):
+        TASK.build_model(missing)
