@@ -193,3 +193,27 @@ def test_a_frame_folder_with_a_gap_or_a_stray_file_is_refused(tmp_path):
     (broken / "image_00002.jpg").write_bytes(b"\xff\xd8 not really")
     with pytest.raises(clips.ClipError, match="image_00002.jpg: cannot read the frame"):
         clips.probe(broken)
+
+
+def test_a_variable_frame_rate_clip_is_whole_and_indexed_by_decode_order(tmp_path):
+    """Frames 40, 300 and 90 ms apart (a phone's clip): not mistaken for a truncated one, and the
+    sampled frames are the ones at their decode positions, whatever their timestamps."""
+    import av
+    from fractions import Fraction
+
+    path = tmp_path / "vfr.mkv"
+    gaps = [40, 300, 90] * 8  # milliseconds
+    stamps = np.cumsum([0] + gaps[:FRAMES - 1])
+    with av.open(str(path), "w") as output:
+        stream = output.add_stream("libx264", rate=25)
+        stream.width = stream.height = SIDE
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        for pixels, stamp in zip(moving_square(), stamps):
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            frame.pts, frame.time_base = int(stamp), Fraction(1, 1000)
+            output.mux(stream.encode(frame))
+        output.mux(stream.encode(None))
+    assert clips.probe(path).frames == FRAMES
+    frames = clips.read_segments(path, 6)
+    assert [square_position(f) for f in frames] == pytest.approx([2 * i for i in clips.segment_indices(FRAMES, 6, False)], abs=1)
