@@ -24,13 +24,24 @@ export ZOOFLOW_OFFLINE ?= 1
 
 install: $(STAMP)
 
-$(DEPS)/.complete: requirements.txt requirements-nodeps.txt
-	@if [ -d "$(DEPS)" ] && [ ! -f "$(DEPS)/.complete" ]; then echo "removing half-built $(DEPS)"; rm -rf "$(DEPS)"; fi
-	@echo "Installing the pinned dependencies into $(DEPS) (once per machine; ~5-8 min)"
-	$(PYTHON) -m venv "$(DEPS)"
-	"$(DEPS)/bin/python" -m pip install --quiet --upgrade pip
-	"$(DEPS)/bin/python" -m pip install --quiet -r requirements.txt
-	"$(DEPS)/bin/python" -m pip install --quiet --no-deps -r requirements-nodeps.txt
+# No file prerequisites: the pins' hash is in the folder's name, so the environment is complete
+# or missing, whatever the file times (a fresh clone's files are all newer than an environment
+# installed yesterday). Installs are serialised by a lock per environment: a second clone
+# waits, then finds it complete and installs nothing.
+$(DEPS)/.complete:
+	@mkdir -p "$(ZOOFLOW_CACHE)"
+	@flock "$(ZOOFLOW_CACHE)/deps-$(REQ_HASH).lock" $(MAKE) --no-print-directory deps-locked
+
+.PHONY: deps-locked
+deps-locked:
+	@if [ -f "$(DEPS)/.complete" ]; then exit 0; fi; \
+	if [ -d "$(DEPS)" ]; then echo "removing half-built $(DEPS)"; rm -rf "$(DEPS)"; fi; \
+	echo "Installing the pinned dependencies into $(DEPS) (once per machine; ~5-8 min)"; \
+	set -e; \
+	$(PYTHON) -m venv "$(DEPS)"; \
+	"$(DEPS)/bin/python" -m pip install --quiet --upgrade pip; \
+	"$(DEPS)/bin/python" -m pip install --quiet -r requirements.txt; \
+	"$(DEPS)/bin/python" -m pip install --quiet --no-deps -r requirements-nodeps.txt; \
 	touch "$(DEPS)/.complete"
 
 $(STAMP): $(DEPS)/.complete pyproject.toml
