@@ -186,3 +186,12 @@ def test_epochs_0_registers_a_pretrained_state_dict_as_it_is(data_root, tmp_path
                          loaded_ctx.info, data_root)
     with pytest.raises(PretrainedWeightsMissing, match="nope.pt"):
         TASK.build_model(missing)
+
+
+def test_clips_decode_in_dataloader_workers_as_in_the_main_process(data_root):
+    """Each worker opens its own decoder (PyAV after fork): the scored batches are the same."""
+    in_main = TASK.loaders(make_ctx(data_root)).val
+    ctx = make_ctx(data_root)
+    in_workers = TASK.loaders(RunContext(ctx.cfg.model_copy(update={"num_workers": 2}), ctx.info, data_root)).val
+    for (clips_main, labels_main), (clips_workers, labels_workers) in zip(in_main, in_workers):
+        assert torch.equal(clips_main, clips_workers) and torch.equal(labels_main, labels_workers)
