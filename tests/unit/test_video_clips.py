@@ -217,3 +217,22 @@ def test_a_variable_frame_rate_clip_is_whole_and_indexed_by_decode_order(tmp_pat
     assert clips.probe(path).frames == FRAMES
     frames = clips.read_segments(path, 6)
     assert [square_position(f) for f in frames] == pytest.approx([2 * i for i in clips.segment_indices(FRAMES, 6, False)], abs=1)
+
+
+def test_a_clip_with_a_video_stream_but_no_frames_is_refused(tmp_path):
+    """Zero duration: the container opens and declares a video stream (beside a sound track that
+    has packets, so the file is written), and no frame decodes."""
+    import av
+
+    path = tmp_path / "empty.mkv"
+    with av.open(str(path), "w") as output:
+        video = output.add_stream("libx264", rate=8)
+        video.width = video.height = SIDE
+        video.pix_fmt = "yuv420p"
+        audio = output.add_stream("aac", rate=16000)
+        sound = av.AudioFrame.from_ndarray(np.zeros((1, 1024), dtype=np.float32), format="fltp", layout="mono")
+        sound.sample_rate = 16000
+        for packet in [*audio.encode(sound), *audio.encode(None)]:
+            output.mux(packet)
+    with pytest.raises(clips.ClipError, match=r"empty.mkv: no frame decodes \(zero duration"):
+        clips.probe(path)
