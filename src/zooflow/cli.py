@@ -79,8 +79,19 @@ def _summary(rows: list[dict]) -> None:
 
     for row in rows:
         console.print(f"Model card: zooflow card {row['model']}/{row['version']}")
-    console.print(f"MLflow UI: [bold]make ui[/bold] (or `mlflow ui --backend-store-uri {settings.tracking_uri()}`) "
-                  "then open http://127.0.0.1:5000")
+    console.print(f"MLflow UI: {_ui_hint(settings.tracking_uri())}", markup=False, highlight=False)
+
+
+def _served_ui(tracking_uri: str) -> bool:
+    """True when the tracking store is a server (which serves its own UI), not a local store."""
+    return tracking_uri.startswith(("http://", "https://"))
+
+
+def _ui_hint(tracking_uri: str) -> str:
+    """Where a user sees the runs: the tracking server's own UI, or ``make ui`` on a local store."""
+    if _served_ui(tracking_uri):
+        return f"open {tracking_uri} (the tracking server serves its own UI)"
+    return "make ui (or `zooflow ui`), then open http://127.0.0.1:5000"
 
 
 @app.command()
@@ -305,13 +316,37 @@ def serve(spec: str = typer.Argument(..., help="NAME@ALIAS or NAME/VERSION, e.g.
 
 @app.command()
 def ui(port: int = 5000) -> None:
-    """Open the MLflow UI on this project's store (127.0.0.1)."""
+    """Open the MLflow UI on this project's store (127.0.0.1). With a tracking server
+    (MLFLOW_TRACKING_URI=http...), the server's own UI is the one to open: it says so. Exits
+    with the UI's status when it cannot start (a port in use, a store it cannot read)."""
     import subprocess
 
     from zooflow import settings
 
-    subprocess.run([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", settings.tracking_uri(),
-                    "--host", "127.0.0.1", "--port", str(port)], check=False)
+    uri = settings.tracking_uri()
+    if _served_ui(uri):
+        console.print(f"This project tracks to a server: {_ui_hint(uri)}", markup=False, highlight=False)
+        return
+    _require_free_port(port)  # mlflow ui logs "Address already in use" and still exits 0
+    done = subprocess.run([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+                           "--host", "127.0.0.1", "--port", str(port)], check=False)
+    if done.returncode not in (0, -2, 130):  # Ctrl-C is how a user stops the UI
+        console.print(f"zooflow: the MLflow UI on {uri} stopped with status {done.returncode} (its message is "
+                      "above)", markup=False, highlight=False)
+        raise typer.Exit(done.returncode)
+
+
+def _require_free_port(port: int) -> None:
+    import socket
+
+    from zooflow.errors import UserError
+
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as error:
+            raise UserError(f"port {port} on 127.0.0.1 is taken ({error.strerror}): another UI or server is "
+                            f"running there; choose another with --port") from None
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
