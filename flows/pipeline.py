@@ -42,12 +42,13 @@ def _artifact_key(name: str, version: str) -> str:
 # random adjective-animal names, so a run list reads like the registry.
 @flow(name="train-task", flow_run_name="{task}-{model}-{profile}", log_prints=True)
 def train_task(task: str, model: str, profile: str = "demo", seed: int | None = None,
-               overrides: dict | None = None) -> dict:
+               overrides: dict | None = None, trigger: str | None = None) -> dict:
     """Run one task model through the whole governed chain (``seed`` and ``overrides``, checked
-    by ``config.parse_overrides``, replace the task file's values); returns the summary row."""
+    by ``config.parse_overrides``, replace the task file's values; ``trigger`` says why, when a
+    data change started it); returns the summary row."""
     from zooflow.governance.card import artifact_markdown  # lazily, like steps: keeps imports cheap
 
-    run = start_run(task, model, profile, seed, overrides)
+    run = start_run(task, model, profile, seed, overrides, trigger)
     try:
         data = prepare_data(run)
         validation = validate_data(run, data)

@@ -40,6 +40,7 @@ def _flows():
         sys.path.insert(0, root)
     import flows.demo
     import flows.pipeline
+    import flows.retrain
 
     _no_tracebacks_for_user_errors()
     return flows
@@ -153,8 +154,30 @@ def data_ensure_demo() -> None:
     data_demo()
 
 
+@app.command()
+def retrain(profile: str = typer.Option("demo", "--profile", "-p", help="smoke | demo | book"),
+            tasks: list[str] = typer.Option([], "--task", help="only this task (repeatable); default: every task")) -> None:
+    """Retrain every task model whose data changed since its champion was trained (or that has
+    no champion yet); each run is tagged with why it ran. The policy still decides promotion."""
+    _retrain(profile, tasks)
+
+
+def _retrain(profile: str, tasks: list[str]) -> None:
+    from zooflow import watchdog
+
+    watchdog.start()
+    rows = _flows().retrain.retrain_on_new_data(profile, tasks or None)
+    if rows:
+        _summary(rows)
+    else:
+        console.print("Every champion was trained on its task's current data: nothing to retrain.")
+
+
 @data_app.command("import")
-def data_import(task: str, source: Path) -> None:
+def data_import(task: str, source: Path,
+                retrain_after: bool = typer.Option(False, "--retrain", help="then retrain this task's models on "
+                                                                            "the new data (zooflow retrain)"),
+                profile: str = typer.Option("demo", "--profile", "-p", help="the profile --retrain trains")) -> None:
     """Take a dataset in the task's format (an ImageFolder, an aclImdb folder, a TSV/CSV of
     texts, MNIST idx files or digit image folders, a Pascal VOC folder for detection or
     segmentation, a COCO keypoints folder for pose, a Kinetics-style folder of video clips or
@@ -166,6 +189,8 @@ def data_import(task: str, source: Path) -> None:
     report = import_dataset(task, source, _root())
     for line in report.lines():
         console.print(line, markup=False, highlight=False)
+    if retrain_after:
+        _retrain(profile, [task])
 
 
 @data_app.command("commit")

@@ -53,10 +53,12 @@ def _workdir(run: Run) -> Path:
 
 
 def start_run(task: str, model: str, profile: str, seed: int | None = None,
-              overrides: dict | None = None) -> Run:
+              overrides: dict | None = None, trigger: str | None = None) -> Run:
     """Resolve the config once and open the MLflow run every later step logs to. ``overrides``
     (``--set``, checked by ``config.parse_overrides``) and ``seed`` replace the task file's
-    values; they are tagged ``override.<key>`` on the run and listed in the card."""
+    values; they are tagged ``override.<key>`` on the run and listed in the card. ``trigger``
+    says why the run was started when something other than a person started it (a data change:
+    ``zooflow retrain``), as the run's ``trigger`` tag."""
     overrides = {**(overrides or {}), **({} if seed is None else {"seed": seed})}
     cfg = config.resolve(task, model, profile, overrides=overrides)
     tracking.require_writable()
@@ -66,7 +68,8 @@ def start_run(task: str, model: str, profile: str, seed: int | None = None,
     run = client.create_run(experiment, run_name=f"{cfg.registered_name} [{profile}]",
                             tags={"task": task, "model": model, "profile": profile, "config_hash": cfg.digest(),
                                   "mlflow.source.git.commit": git["git_commit"], **git, **ownership.identity(),
-                                  **{f"override.{key}": json.dumps(value) for key, value in overrides.items()}})
+                                  **{f"override.{key}": json.dumps(value) for key, value in overrides.items()},
+                                  **({"trigger": trigger} if trigger else {})})
     for dead in tracking.reap_dead_runs(experiment, {"task": task, "model": model}, by_run=run.info.run_id):
         log.info("run %s of %s was left RUNNING by a process that is gone: marked KILLED", dead, cfg.registered_name)
     tracker = tracking.RunTracker(run.info.run_id)

@@ -93,7 +93,7 @@ def serve(served_project):
         log = served_project / f"serve-{kind}.log"
         process = processes.start(served_project, "serve", f"{task}-{model}@champion", "--port", str(port), log=log)
         started.append(process)
-        processes.wait_for(log, "Try: curl", process, timeout=180)  # printed once /ping answers
+        processes.wait_for(log, "Try: ", process, timeout=180)  # printed once /ping answers
         return f"http://127.0.0.1:{port}/invocations"
 
     yield start

@@ -10,7 +10,8 @@ def test_demo_covers_every_model_of_every_task():
                                      ("anomaly", "anogan"), ("anomaly", "efficientgan"),
                                      ("detection", "ssd300"), ("detection", "ssdlite-mobilenetv2"),
                                      ("segmentation", "pspnet"), ("segmentation", "mobilenetv2-psp"),
-                                     ("pose", "openpose"), ("pose", "mobilenet-openpose")}
+                                     ("pose", "openpose"), ("pose", "mobilenet-openpose"),
+                                     ("video", "eco-lite"), ("video", "eco-full")}
     assert ("sentiment-ja", "bert") not in all_runs("demo")  # smoke only offline, see its config
 
 
