@@ -67,6 +67,57 @@ class ImportReport:
 
 # -- the ImageFolder importer (chapter 1) -----------------------------------------------------
 
+def class_split_top(source: Path, kind: str, layout: str) -> safety.Listing:
+    """The top of a ``<split>/<class>/...`` dataset (an ImageFolder, a video folder): ``train/``
+    and ``val/``, nothing else but ``classes.txt`` and documents (README, LICENSE...); each
+    refusal names the folder or file. ``kind`` and ``layout`` word the messages."""
+    top = safety.list_folder(source)
+    missing = [split for split in SPLITS if split not in top.folders]
+    if missing:
+        raise ImportRejected(f"{source} is not {kind}: no {', '.join(missing)} folder(s) (expected {layout})")
+    for name in top.folders:
+        if name not in SPLITS:
+            raise ImportRejected(f"{source / name}: an unknown split folder; {kind} has {' and '.join(SPLITS)} only")
+    for name in top.files:
+        if name != CLASSES_FILE and not safety.is_document(name):
+            raise ImportRejected(f"{source / name}: an unexpected file beside the split folders "
+                                 f"(expected {layout} and optionally {CLASSES_FILE})")
+    return top
+
+
+def split_folder(source: Path, split: str, holds: str) -> safety.Listing:
+    """``source/<split>/``: class folders only (a file there is refused by name)."""
+    listing = safety.list_folder(source / split, source)
+    if listing.files:
+        raise ImportRejected(f"{source / split / listing.files[0]}: a file directly in {split}/; {holds} go "
+                             f"in {split}/<class>/")
+    return listing
+
+
+def declared_classes(source: Path, top: safety.Listing, found: dict[str, set[str]], default: list[str]) -> list[str]:
+    """The class set: the source's ``classes.txt`` when it has one (it must declare every class
+    folder, and each class it declares needs a ``train/`` folder), else ``default``."""
+    if CLASSES_FILE not in top.files:
+        return default
+    classes = read_classes(source)
+    undeclared = sorted(set().union(*found.values()) - set(classes))
+    if undeclared:
+        raise ImportRejected(f"{source / CLASSES_FILE}: does not declare the class folder(s) {undeclared}")
+    empty = [name for name in classes if name not in found["train"]]
+    if empty:
+        raise ImportRejected(f"{source / CLASSES_FILE}: declares {empty} but {source / 'train'} has no such "
+                             f"class folder")
+    return classes
+
+
+def finish_class_folders(source: Path, top: safety.Listing, target: Path, classes: list[str]) -> None:
+    """Declare ``classes`` in ``target`` and copy the source's documents along."""
+    write_classes(target, classes)
+    for name in top.files:
+        if safety.is_document(name):
+            safety.copy_file(source / name, target, target / name)
+
+
 def import_imagefolder(source: Path, target: Path) -> Imported:
     """Copy an ImageFolder dataset (``train/<class>/<image>``, ``val/<class>/<image>``, e.g. the
     book's hymenoptera_data) into ``target``, declaring its class set from ``train/`` unless the
@@ -74,47 +125,19 @@ def import_imagefolder(source: Path, target: Path) -> Imported:
     and classes missing from a split are refused by name; litter is skipped and reported. Image
     content (decoding, size, leaks) is checked by validation afterwards."""
     source, target = Path(source), safety.fresh_target(target)
-    top = safety.list_folder(source)
-    missing = [split for split in SPLITS if split not in top.folders]
-    if missing:
-        raise ImportRejected(f"{source} is not an ImageFolder dataset: no {', '.join(missing)} folder(s) "
-                             f"(expected {'/'.join(SPLITS)}/<class>/<image>)")
-    for name in top.folders:
-        if name not in SPLITS:
-            raise ImportRejected(f"{source / name}: an unknown split folder; an ImageFolder dataset has "
-                                 f"{' and '.join(SPLITS)} only")
-    for name in top.files:
-        if name != CLASSES_FILE and not safety.is_document(name):
-            raise ImportRejected(f"{source / name}: an unexpected file beside the split folders "
-                                 f"(expected {'/'.join(SPLITS)}/<class>/<image> and optionally {CLASSES_FILE})")
+    top = class_split_top(source, "an ImageFolder dataset", f"{'/'.join(SPLITS)}/<class>/<image>")
     skipped = list(top.skipped)
     found: dict[str, set[str]] = {}
     for split in SPLITS:
-        listing = safety.list_folder(source / split, source)
+        listing = split_folder(source, split, "images")
         skipped += listing.skipped
-        if listing.files:
-            raise ImportRejected(f"{source / split / listing.files[0]}: a file directly in {split}/; images go "
-                                 f"in {split}/<class>/")
         found[split] = {safety.check_name(name, str(source / split / name), "class name") for name in listing.folders}
         for label in sorted(found[split]):
             # Content (decoding, size) is validation's to judge, so every file is copied here.
             skipped += safety.copy_label_folder(source, split, label, target, "class", "image files")
     safety.require_every_split(found, source)
-    if CLASSES_FILE in top.files:
-        classes = read_classes(source)
-        undeclared = sorted(set().union(*found.values()) - set(classes))
-        if undeclared:
-            raise ImportRejected(f"{source / CLASSES_FILE}: does not declare the class folder(s) {undeclared}")
-        empty = [name for name in classes if name not in found["train"]]
-        if empty:
-            raise ImportRejected(f"{source / CLASSES_FILE}: declares {empty} but {source / 'train'} has no such "
-                                 f"class folder")
-    else:
-        classes = sorted(found["train"])
-    write_classes(target, classes)
-    for name in top.files:
-        if safety.is_document(name):
-            safety.copy_file(source / name, target, target / name)
+    classes = declared_classes(source, top, found, sorted(found["train"]))
+    finish_class_folders(source, top, target, classes)
     return Imported(tuple(classes), tuple(skipped))
 
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from zooflow.data import safety
-from zooflow.data.imagefolder import CLASSES_FILE, SPLITS, read_classes, write_classes
+from zooflow.data.imagefolder import CLASSES_FILE, SPLITS
+from zooflow.data.importer import class_split_top, declared_classes, finish_class_folders, split_folder
 from zooflow.data.safety import ImportRejected, Imported
 from zooflow.tasks.video import kinetics
 from zooflow.tasks.video.layout import LAYOUT
@@ -54,28 +55,14 @@ def import_videos(source: Path, target: Path) -> Imported:
     """Copy a Kinetics-style video dataset into ``target`` (see the module docstring); the
     classes declared and the litter skipped."""
     source, target = Path(source), safety.fresh_target(target)
-    top = safety.list_folder(source)
-    missing = [split for split in SPLITS if split not in top.folders]
-    if missing:
-        raise ImportRejected(f"{source} is not a video dataset: no {', '.join(missing)} folder(s) (expected {LAYOUT}; "
-                             f"a folder of class folders, as the book's kinetics_videos/, goes in train/ and val/)")
-    for name in top.folders:
-        if name not in SPLITS:
-            raise ImportRejected(f"{source / name}: an unknown split folder; a video dataset has "
-                                 f"{' and '.join(SPLITS)} only")
-    for name in top.files:
-        if name != CLASSES_FILE and not safety.is_document(name):
-            raise ImportRejected(f"{source / name}: an unexpected file beside the split folders (expected {LAYOUT} "
-                                 f"and optionally {CLASSES_FILE})")
+    top = class_split_top(source, "a video dataset", f"{LAYOUT}; a folder of class folders, as the book's "
+                                                     f"kinetics_videos/, goes in train/ and val/")
     skipped = list(top.skipped)
     found: dict[str, set[str]] = {}
     renamed: dict[str, str] = {}
     for split in SPLITS:
-        listing = safety.list_folder(source / split, source)
+        listing = split_folder(source, split, "clips")
         skipped += listing.skipped
-        if listing.files:
-            raise ImportRejected(f"{source / split / listing.files[0]}: a file directly in {split}/; clips go in "
-                                 f"{split}/<class>/")
         labels = {folder: _class_name(source / split, folder, renamed) for folder in listing.folders}
         twice = sorted({label for label in labels.values() if list(labels.values()).count(label) > 1})
         if twice:
@@ -91,19 +78,11 @@ def import_videos(source: Path, target: Path) -> Imported:
                 skipped += _copy_clip_folder(source, split, folder, name, target, label)
             (target / split / label).mkdir(parents=True, exist_ok=True)
     safety.require_every_split(found, source)
-    if CLASSES_FILE in top.files:
-        classes = read_classes(source)
-        undeclared = sorted(set().union(*found.values()) - set(classes))
-        if undeclared:
-            raise ImportRejected(f"{source / CLASSES_FILE}: does not declare the class folder(s) {undeclared}")
-    else:
-        classes = kinetics.kinetics_order(sorted(found["train"])) or sorted(found["train"])
+    classes = declared_classes(source, top, found,
+                               kinetics.kinetics_order(sorted(found["train"])) or sorted(found["train"]))
     notes = [f"class folder {folder!r} is the Kinetics-400 class {label!r} (a safe name)"
              for folder, label in sorted(renamed.items())]
     if CLASSES_FILE not in top.files and kinetics.kinetics_order(classes):
         notes.append(f"every class is a Kinetics-400 class: {CLASSES_FILE} keeps Kinetics' label order")
-    write_classes(target, classes)
-    for name in top.files:
-        if safety.is_document(name):
-            safety.copy_file(source / name, target, target / name)
+    finish_class_folders(source, top, target, classes)
     return Imported(tuple(classes), tuple(skipped), notes=tuple(notes))
