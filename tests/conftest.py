@@ -54,6 +54,17 @@ def make_project(folder: Path, policy: dict | None = None, datasets: tuple[str, 
     return folder
 
 
+def mlflow_client():
+    """An MLflow client on the current project's tracking store (the one ``using_project`` or the
+    environment points at)."""
+    import mlflow
+
+    from zooflow import settings
+
+    mlflow.set_tracking_uri(settings.tracking_uri())
+    return mlflow.MlflowClient()
+
+
 @contextmanager
 def using_project(root: Path):
     """``root`` as the zooflow home and config folder (for module-scoped fixtures, which cannot

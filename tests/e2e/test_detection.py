@@ -16,8 +16,7 @@ import yaml
 from PIL import Image
 
 from flows.pipeline import train_task
-from tests.conftest import make_project, using_project
-from zooflow import settings
+from tests.conftest import make_project, mlflow_client as client, using_project
 from zooflow.data import store
 from zooflow.validation.runner import ValidationFailed
 
@@ -38,11 +37,6 @@ def detection_project(tmp_path_factory, prefect_server):
     set_threshold(root, 0.0)  # smoke detectors are barely trained: any mAP passes
     with using_project(root):
         yield root, {model: train_task("detection", model, "smoke") for model in MODELS}
-
-
-def client():
-    mlflow.set_tracking_uri(settings.tracking_uri())
-    return mlflow.MlflowClient()
 
 
 @pytest.mark.parametrize("model", MODELS)

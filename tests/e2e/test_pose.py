@@ -16,8 +16,7 @@ import pytest
 from PIL import Image
 
 from flows.pipeline import train_task
-from tests.conftest import make_project, using_project
-from zooflow import settings
+from tests.conftest import make_project, mlflow_client as client, using_project
 from zooflow.data import store
 from zooflow.tasks.pose.skeleton import COCO_KEYPOINTS
 from zooflow.validation.runner import ValidationFailed
@@ -33,11 +32,6 @@ def pose_project(tmp_path_factory, prefect_server):
                         datasets=("pose",))
     with using_project(root):
         yield root, {model: train_task("pose", model, "smoke") for model in MODELS}
-
-
-def client():
-    mlflow.set_tracking_uri(settings.tracking_uri())
-    return mlflow.MlflowClient()
 
 
 @pytest.mark.parametrize("model", MODELS)

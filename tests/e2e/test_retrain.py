@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import shutil
 
-import mlflow
 import pytest
 import yaml
 
 from flows.retrain import retrain_on_new_data
 from tests.cli import run_cli
-from tests.conftest import make_project, using_project
-from zooflow import settings
+from tests.conftest import make_project, mlflow_client as client, using_project
 
 MODEL = "vgg16-transfer"
 NAME = f"classification-{MODEL}"
@@ -29,11 +27,6 @@ def project(tmp_path_factory, prefect_server):
     task_file.write_text(yaml.safe_dump(raw, sort_keys=False))
     with using_project(root):
         yield root
-
-
-def client():
-    mlflow.set_tracking_uri(settings.tracking_uri())
-    return mlflow.MlflowClient()
 
 
 def test_a_model_without_a_champion_is_trained_then_nothing_runs(project):

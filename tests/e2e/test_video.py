@@ -15,8 +15,7 @@ import pandas as pd
 import pytest
 
 from flows.pipeline import train_task
-from tests.conftest import make_project, using_project
-from zooflow import settings
+from tests.conftest import make_project, mlflow_client as client, using_project
 from zooflow.data import store
 from zooflow.validation.runner import ValidationFailed
 
@@ -37,11 +36,6 @@ def video_project(tmp_path_factory, prefect_server):
                         datasets=("video",))
     with using_project(root):
         yield root, {model: train_task("video", model, "smoke") for model in MODELS}
-
-
-def client():
-    mlflow.set_tracking_uri(settings.tracking_uri())
-    return mlflow.MlflowClient()
 
 
 @pytest.mark.parametrize("model", MODELS)

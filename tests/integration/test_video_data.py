@@ -120,12 +120,10 @@ def _short(folder: Path) -> None:
 def _audio_only(folder: Path) -> None:
     import av
 
+    from tests.unit.test_video_clips import mux_silence
+
     with av.open(str(folder / "val" / "left" / "sound.mp4"), "w") as output:
-        stream = output.add_stream("aac", rate=16000)
-        samples = av.AudioFrame.from_ndarray(np.zeros((1, 1024), dtype=np.float32), format="fltp", layout="mono")
-        samples.sample_rate = 16000
-        for packet in [*stream.encode(samples), *stream.encode(None)]:
-            output.mux(packet)
+        mux_silence(output)
 
 
 def _leak(folder: Path) -> None:

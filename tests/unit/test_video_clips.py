@@ -118,16 +118,23 @@ def test_bad_inputs_each_get_one_message_naming_them(tmp_path):
     assert issubclass(clips.ClipError, InputRejected)  # the CLI prints it as one message
 
 
+def mux_silence(output) -> None:
+    """Add a mono AAC track holding one frame of silence to an open output container."""
+    import av
+
+    stream = output.add_stream("aac", rate=16000)
+    samples = av.AudioFrame.from_ndarray(np.zeros((1, 1024), dtype=np.float32), format="fltp", layout="mono")
+    samples.sample_rate = 16000
+    for packet in [*stream.encode(samples), *stream.encode(None)]:
+        output.mux(packet)
+
+
 def test_an_audio_only_file_has_no_video_stream(tmp_path):
     import av
 
     path = tmp_path / "speech.mp4"
     with av.open(str(path), "w") as output:
-        stream = output.add_stream("aac", rate=16000)
-        samples = av.AudioFrame.from_ndarray(np.zeros((1, 1024), dtype=np.float32), format="fltp", layout="mono")
-        samples.sample_rate = 16000
-        for packet in [*stream.encode(samples), *stream.encode(None)]:
-            output.mux(packet)
+        mux_silence(output)
     with pytest.raises(clips.ClipError, match="speech.mp4: no video stream"):
         clips.probe(path)
 
@@ -229,10 +236,6 @@ def test_a_clip_with_a_video_stream_but_no_frames_is_refused(tmp_path):
         video = output.add_stream("libx264", rate=8)
         video.width = video.height = SIDE
         video.pix_fmt = "yuv420p"
-        audio = output.add_stream("aac", rate=16000)
-        sound = av.AudioFrame.from_ndarray(np.zeros((1, 1024), dtype=np.float32), format="fltp", layout="mono")
-        sound.sample_rate = 16000
-        for packet in [*audio.encode(sound), *audio.encode(None)]:
-            output.mux(packet)
+        mux_silence(output)
     with pytest.raises(clips.ClipError, match=r"empty.mkv: no frame decodes \(zero duration"):
         clips.probe(path)
