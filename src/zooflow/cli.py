@@ -256,6 +256,25 @@ def promote(name: str, version: str, reason: str = typer.Option(..., "--reason",
 
 
 @app.command()
+def review(name: str, version: str,
+           approve: bool = typer.Option(False, "--approve", help="make this candidate the champion"),
+           reject: bool = typer.Option(False, "--reject", help="turn this candidate down"),
+           comment: str = typer.Option(..., "--comment", help="why (kept in the promotion log)"),
+           reviewer: str = typer.Option(None, "--reviewer", help="who reviews (default: this machine's user)")) -> None:
+    """Approve or reject a candidate: a version the policy passed, under policy.approval: required."""
+    from zooflow.errors import UserError
+    from zooflow.registry.review import review as review_version
+
+    if approve == reject:
+        raise UserError("say --approve or --reject (one of them)")
+    done = review_version(name, version, approve, comment, reviewer)
+    if done.decision == "approved":
+        console.print(f"{name} v{version} approved: champion (was v{done.previous_champion or '-'})")
+    else:
+        console.print(f"{name} v{version} rejected: the champion stays as it was")
+
+
+@app.command()
 def log(name: str = typer.Argument(None, help="a registered model name; all when left out")) -> None:
     """The promotion log, newest first."""
     from zooflow.registry.versions import promotion_log

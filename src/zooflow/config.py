@@ -53,6 +53,9 @@ class Policy(Strict):
     threshold: float = Field(description="the primary metric must reach at least this")
     margin: float = Field(0.0, ge=0, description="and beat the champion's by at least this")
     gpu_required_profiles: tuple[str, ...] = ("book",)
+    approval: Literal["none", "required"] = Field(
+        "none", description="required: a version that passes becomes `candidate`, and `champion` only when a "
+                            "person approves it (`zooflow review NAME VERSION --approve`)")
 
 
 class Schedule(Strict):

@@ -50,3 +50,13 @@ def test_lower_is_better_metrics():
     assert decide(policy, "fid", "min", candidate(metric=8.0), 9.0, "1").promote
     assert not decide(policy, "fid", "min", candidate(metric=8.8), 9.0, "1").promote
     assert not decide(policy, "fid", "min", candidate(metric=12.0), None).promote
+
+
+def test_with_approval_required_a_passing_version_is_a_candidate_not_a_champion():
+    gated = Policy(threshold=0.7, margin=0.01, approval="required")
+    passing = decide(gated, "accuracy", "max", candidate(0.9), 0.85, "1")
+    assert (passing.alias, passing.promote, passing.awaiting_approval) == ("candidate", False, True)
+    assert passing.reasons[-1].startswith("awaiting approval")
+    failing = decide(gated, "accuracy", "max", candidate(0.855), 0.85, "1")
+    assert (failing.alias, failing.awaiting_approval) == ("challenger", False)
+    assert decide(POLICY, "accuracy", "max", candidate(0.9), 0.85, "1").alias == "champion"  # the default: none

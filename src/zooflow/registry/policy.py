@@ -24,11 +24,17 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Decision:
+    """``promote``: the version becomes champion now. ``awaiting_approval``: it passed every
+    check, and the policy wants a person to approve it first (alias ``candidate``)."""
+
     promote: bool
     reasons: list[str] = field(default_factory=list)
+    awaiting_approval: bool = False
 
     @property
     def alias(self) -> str:
+        if self.awaiting_approval:
+            return "candidate"
         return "champion" if self.promote else "challenger"
 
     def text(self) -> str:
@@ -63,5 +69,10 @@ def decide(policy: Policy, metric_name: str, goal: str, candidate: Candidate,
         on_gpu = candidate.device.startswith("cuda")
         checks.append((on_gpu, f"{candidate.profile} profile trained on {candidate.device}"
                                + ("" if on_gpu else " (the policy requires a GPU)")))
-    return Decision(promote=all(ok for ok, _ in checks),
-                    reasons=[f"{'ok' if ok else 'FAIL'}: {why}" for ok, why in checks])
+    passes = all(ok for ok, _ in checks)
+    reasons = [f"{'ok' if ok else 'FAIL'}: {why}" for ok, why in checks]
+    if passes and policy.approval == "required":
+        return Decision(promote=False, awaiting_approval=True,
+                        reasons=reasons + ["awaiting approval: the policy requires a person to approve a new "
+                                           "champion (zooflow review)"])
+    return Decision(promote=passes, reasons=reasons)

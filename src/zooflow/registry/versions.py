@@ -21,6 +21,7 @@ from zooflow.registry import tracking
 from zooflow.registry.pyfunc import rebuild
 
 CHAMPION, PREVIOUS, CHALLENGER = "champion", "previous-champion", "challenger"
+CANDIDATE = "candidate"  # passed the policy, awaiting a person's approval (policy.approval: required)
 PROMOTION_LOG = "zooflow-promotions"
 
 
@@ -115,18 +116,31 @@ def apply_alias(ref: VersionRef, alias: str) -> VersionRef | None:
     if alias == CHAMPION and before:
         client.set_registered_model_alias(ref.name, PREVIOUS, before.version)
     client.set_registered_model_alias(ref.name, alias, ref.version)
-    if alias == CHAMPION and by_alias(ref.name, CHALLENGER) and by_alias(ref.name, CHALLENGER).version == ref.version:
-        client.delete_registered_model_alias(ref.name, CHALLENGER)
+    if alias == CHAMPION:
+        for stale in (CHALLENGER, CANDIDATE):
+            holder = by_alias(ref.name, stale)
+            if holder and holder.version == ref.version:
+                client.delete_registered_model_alias(ref.name, stale)
     return before
 
 
+def drop_alias(ref: VersionRef, alias: str) -> bool:
+    """Take ``alias`` off ``ref`` when ``ref`` holds it; whether it did."""
+    holder = by_alias(ref.name, alias)
+    if holder is None or holder.version != ref.version:
+        return False
+    tracking.connect().delete_registered_model_alias(ref.name, alias)
+    return True
+
+
 def log_decision(ref: VersionRef, alias: str, previous: VersionRef | None, reason: str,
-                 metrics: dict[str, float], kind: str) -> str:
-    """Append a row to the promotion log: when (the run's time), who, from, to, metrics, why."""
+                 metrics: dict[str, float], kind: str, who: str | None = None) -> str:
+    """Append a row to the promotion log: when (the run's time), who (this machine's user unless
+    given, e.g. a reviewer), from, to, metrics, why."""
     client = tracking.connect()
     run = client.create_run(tracking.experiment_id(PROMOTION_LOG), run_name=f"{ref.name} v{ref.version} -> {alias}",
                             tags={"model": ref.name, "version": ref.version, "alias": alias, "kind": kind,
-                                  "who": tracking.who(), "from_version": previous.version if previous else "",
+                                  "who": who or tracking.who(), "from_version": previous.version if previous else "",
                                   "reason": reason[:4900]})
     for key, value in metrics.items():
         client.log_metric(run.info.run_id, key, float(value))
