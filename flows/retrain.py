@@ -14,6 +14,10 @@ version (``zooflow/retraining.py``), and logs why each one ran or did not.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import inspect
+import os
+from pathlib import Path
 
 from prefect import flow, get_run_logger, serve
 
@@ -46,6 +50,66 @@ def retrain_on_new_data(profile: str = "demo", tasks: list[str] | None = None) -
         rows.append({**row, "trigger": verdict.reason})
     if failed:
         raise UserError(f"{len(failed)} retrain(s) failed ({len(rows)} succeeded):\n" + "\n".join(failed))
+    return rows
+
+
+def code_root() -> Path:
+    """The checkout holding ``flows/`` and ``src/``: what a worker runs the flows from."""
+    return Path(__file__).resolve().parents[1]
+
+
+def worker_env() -> dict[str, str]:
+    """What a flow run started by a worker needs to find this project: its home (data, configs)
+    and its tracking store, recorded in each deployment so a worker on any machine writes to the
+    store the deployment was made for, never to a store of its own."""
+    from zooflow import settings
+    from zooflow.config import config_dir
+
+    return {"ZOOFLOW_HOME": str(settings.project_root()), "ZOOFLOW_CONFIG_DIR": str(config_dir()),
+            "MLFLOW_TRACKING_URI": settings.tracking_uri(), "ZOOFLOW_OFFLINE": os.environ.get("ZOOFLOW_OFFLINE", "1")}
+
+
+def deploy_to_pool(profile: str, pool: str) -> list[str]:
+    """Register one ``train-task`` deployment per (task, model) of ``profile`` on work pool
+    ``pool`` (a process pool, created when missing), with its task's cron schedule; any
+    ``zooflow worker --pool POOL`` then runs them. Returns the deployment names."""
+    from prefect import flow as prefect_flow
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists
+
+    async def ensure_pool() -> None:
+        async with get_client() as client:
+            try:
+                await client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+            except ObjectAlreadyExists:
+                pass
+
+    asyncio.run(ensure_pool())
+    source = prefect_flow.from_source(source=str(code_root()), entrypoint="flows/pipeline.py:train_task")
+    env = worker_env()
+    names = []
+    for task, model in all_runs(profile):
+        name = f"{task}-{model}-{profile}"
+        source.deploy(name=name, work_pool_name=pool, cron=load_task_file(task).schedule.cron,
+                      parameters={"task": task, "model": model, "profile": profile}, tags=["zooflow", task, profile],
+                      job_variables={"env": env}, build=False, push=False, print_next_steps=False)
+        names.append(f"train-task/{name}")
+    return names
+
+
+def next_runs(profile: str, count: int = 2) -> list[dict]:
+    """Each (task, model) of ``profile`` with its cron and the next ``count`` times it fires (UTC)."""
+    from prefect.server.schemas.schedules import CronSchedule
+
+    rows = []
+    for task, model in all_runs(profile):
+        schedule = load_task_file(task).schedule
+        dates = CronSchedule(cron=schedule.cron, timezone=schedule.timezone).get_dates(n=count)
+        if inspect.isawaitable(dates):  # a coroutine in Prefect 3's server schemas
+            dates = asyncio.run(dates)
+        rows.append({"deployment": f"train-task/{task}-{model}-{profile}", "cron": schedule.cron,
+                     "next": [date.strftime("%Y-%m-%d %H:%M %Z") for date in dates]})
     return rows
 
 

@@ -256,6 +256,70 @@ def promote(name: str, version: str, reason: str = typer.Option(..., "--reason",
     console.print(f"{name} v{version} is champion (was v{previous.version if previous else '-'})")
 
 
+schedule_app = typer.Typer(help="Scheduled retraining: serve, deploy to a work pool, list the next runs.",
+                            no_args_is_help=True)
+app.add_typer(schedule_app, name="schedule")
+
+
+@schedule_app.command("serve")
+def schedule_serve(profile: str = typer.Option("demo", "--profile", "-p")) -> None:
+    """Serve one deployment per task model on its task's cron, in this process, until Ctrl-C
+    (needs PREFECT_API_URL: a Prefect server keeps the schedules)."""
+    from prefect import serve
+
+    _require_prefect_server("zooflow schedule serve")
+    serve(*_flows().retrain.deployments(profile))
+
+
+@schedule_app.command("deploy")
+def schedule_deploy(pool: str = typer.Option(..., "--pool", help="the Prefect work pool (created if missing)"),
+                    profile: str = typer.Option("demo", "--profile", "-p")) -> None:
+    """Register the scheduled deployments on a work pool: `zooflow worker --pool POOL` on any
+    machine that has this checkout then runs them, writing to this project's tracking store."""
+    _require_prefect_server("zooflow schedule deploy")
+    retrain = _flows().retrain
+    for name in retrain.deploy_to_pool(profile, pool):
+        console.print(f"deployed {name} to pool {pool}", markup=False, highlight=False)
+    console.print(f"runs go to {retrain.worker_env()['MLFLOW_TRACKING_URI']}; start a worker: zooflow worker --pool "
+                  f"{pool}", markup=False, highlight=False)
+
+
+@schedule_app.command("list")
+def schedule_list(profile: str = typer.Option("demo", "--profile", "-p")) -> None:
+    """Each scheduled deployment, its cron and its next two runs (UTC)."""
+    table = Table(title=f"scheduled retraining ({profile})")
+    for column in ("deployment", "cron", "next runs"):
+        table.add_column(column)
+    for row in _flows().retrain.next_runs(profile):
+        table.add_row(row["deployment"], row["cron"], ", ".join(row["next"]))
+    console.print(table)
+
+
+@app.command()
+def worker(pool: str = typer.Option(..., "--pool", help="the Prefect work pool to take runs from")) -> None:
+    """A Prefect worker that runs this project's deployments: this interpreter (it imports
+    zooflow, which `prefect worker start` from the shared environment cannot), until Ctrl-C."""
+    import os
+    import subprocess
+
+    _require_prefect_server("zooflow worker")
+    done = subprocess.run([sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process"],
+                          env=dict(os.environ), check=False)
+    if done.returncode not in (0, -2, 130, -15, 143):
+        raise typer.Exit(done.returncode)
+
+
+def _require_prefect_server(command: str) -> None:
+    from prefect.settings import PREFECT_API_URL
+
+    from zooflow.errors import UserError
+
+    if not PREFECT_API_URL.value():
+        raise UserError(f"{command} needs a Prefect server: set PREFECT_API_URL (e.g. "
+                        f"http://127.0.0.1:4200/api after `prefect server start`); without one, schedules and "
+                        f"work pools live nowhere")
+
+
 @app.command()
 def predict(spec: str = typer.Argument(..., help="NAME@ALIAS or NAME/VERSION"),
             input_path: Path = typer.Option(..., "--input", help="a file or a folder of inputs"),
