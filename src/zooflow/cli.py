@@ -86,7 +86,9 @@ def _summary(rows: list[dict]) -> None:
 
 def _served_ui(tracking_uri: str) -> bool:
     """True when the tracking store is a server (which serves its own UI), not a local store."""
-    return tracking_uri.startswith(("http://", "https://"))
+    from zooflow.registry.tracking import is_server
+
+    return is_server(tracking_uri)
 
 
 def _ui_hint(tracking_uri: str) -> str:

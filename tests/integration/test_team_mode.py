@@ -33,3 +33,47 @@ def test_pipeline_registers_through_a_tracking_server(lenient_project, prefect_s
     assert {"alias": "champion", "version": "1"} in answer["registered_model"]["aliases"]
     assert not (lenient_project / "mlflow" / "mlflow.db").exists()  # nothing went to the embedded store
     assert list((folder / "team-artifacts").rglob("model_card.md"))  # artifacts went to the server's storage
+
+
+def test_the_registry_mutex_serialises_clients_that_share_no_machine(mlflow_server, tmp_path, monkeypatch):
+    """Two clients of one tracking server with different project folders (so no file lock is
+    shared, as on two machines) take a model's registry lock: their critical sections never
+    overlap, because the mutex lives in the server's database. A mutex left by a dead holder
+    is broken once stale; the lock models never show as models."""
+    import threading
+    import time
+
+    from zooflow.registry import versions
+
+    url, _ = mlflow_server
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+    events, start = [], threading.Barrier(2)
+
+    def client(home):
+        start.wait()
+        for _ in range(3):
+            with versions.server_mutex("classification-x", poll=0.05):
+                events.append(("enter", home))
+                time.sleep(0.2)
+                events.append(("exit", home))
+
+    threads = [threading.Thread(target=client, args=(f"machine-{i}",)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert len(events) == 12
+    for index in range(0, 12, 2):  # enter/exit pairs of the same holder, one after another
+        assert events[index][0] == "enter" and events[index + 1] == ("exit", events[index][1])
+
+    from zooflow.registry import tracking
+
+    tracking.connect().create_registered_model(f"{versions.LOCK_PREFIX}classification-y")  # a dead holder's
+    began = time.monotonic()
+    with versions.server_mutex("classification-y", stale=1.0, poll=0.1):
+        assert time.monotonic() - began < 30
+    assert not [row for row in versions.list_models() if row["name"].startswith(versions.LOCK_PREFIX)]
+    with pytest.raises(TimeoutError, match="stayed held"):
+        with versions.server_mutex("classification-z"):
+            with versions.server_mutex("classification-z", wait=0.5):
+                pass

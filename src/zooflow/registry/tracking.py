@@ -137,6 +137,11 @@ def git_state(root: Path) -> dict[str, str]:
     return {"git_commit": commit, "git_dirty": str(dirty).lower()}
 
 
+def is_server(uri: str) -> bool:
+    """True when ``uri`` is a tracking server (shared by clients on other machines)."""
+    return uri.startswith(("http://", "https://"))
+
+
 def who() -> str:
     """The user recorded on manual decisions and promotion log rows."""
     try:

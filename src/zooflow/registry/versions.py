@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,12 +40,78 @@ def _ref(mv) -> VersionRef:
     return VersionRef(mv.name, str(mv.version), mv.run_id, mv.source, dict(mv.tags))
 
 
+LOCK_PREFIX = "zooflow-lock."   # registered models that are registry mutexes, not models
+LOCK_WAIT_SECONDS = 600
+LOCK_STALE_SECONDS = 900        # a mutex older than this was left by a process that died holding it
+
+
+@contextmanager
 def registry_lock(name: str):
     """Hold the lock under which ``name``'s versions are created and its aliases move: the
     read-decide-write of a promotion is then a compare-and-set, so of two racing runs the
-    second decides against the first's result. (A file lock: it serialises the processes of
-    one machine; see the README on team mode.)"""
-    return locks.held(settings.project_root() / ".zooflow" / "locks" / f"registry-{name}.lock", timeout=600)
+    second decides against the first's result. A file lock serialises the processes of one
+    machine; with a tracking server, a mutex in the server's own database serialises clients
+    on different machines too (:func:`server_mutex`)."""
+    with locks.held(settings.project_root() / ".zooflow" / "locks" / f"registry-{name}.lock",
+                    timeout=LOCK_WAIT_SECONDS):
+        if tracking.is_server(settings.tracking_uri()):
+            with server_mutex(name):
+                yield
+        else:
+            yield
+
+
+@contextmanager
+def server_mutex(name: str, wait: float = LOCK_WAIT_SECONDS, stale: float = LOCK_STALE_SECONDS, poll: float = 0.2):
+    """A mutex shared by every client of one tracking server: the registered model
+    ``zooflow-lock.<name>``. Creating a registered model whose name exists fails atomically in
+    the server's database (a unique name), so the client that creates it holds the mutex and
+    deleting it releases it. One older than ``stale`` seconds was left by a holder that died and
+    is broken (and the break is logged)."""
+    import logging
+    import os
+    import socket
+
+    from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
+
+    client = tracking.connect()
+    lock_name = f"{LOCK_PREFIX}{name}"
+    holder = f"{tracking.who()}@{socket.gethostname()}:{os.getpid()}"
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            client.create_registered_model(lock_name, tags={"holder": holder},
+                                           description=f"zooflow registry mutex for {name}: held while its "
+                                                       f"versions are created or its aliases move")
+            break
+        except MlflowException as error:
+            if error.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
+                raise
+        try:
+            existing = client.get_registered_model(lock_name)
+        except MlflowException:
+            continue  # released meanwhile: try again at once
+        age = time.time() - existing.creation_timestamp / 1000
+        if age > stale:
+            logging.getLogger("zooflow").warning("breaking the registry mutex of %s held by %s for %.0f s",
+                                                 name, existing.tags.get("holder", "?"), age)
+            _delete_quietly(client, lock_name)
+            continue
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the registry mutex of {name} on the tracking server stayed held by "
+                               f"{existing.tags.get('holder', '?')} for {wait:.0f} s")
+        time.sleep(poll)
+    try:
+        yield
+    finally:
+        _delete_quietly(client, lock_name)
+
+
+def _delete_quietly(client, lock_name: str) -> None:
+    try:
+        client.delete_registered_model(lock_name)
+    except MlflowException:
+        pass  # already gone (broken as stale by another client)
 
 
 def register(model_uri: str, name: str, tags: dict[str, object]) -> VersionRef:
@@ -167,6 +235,8 @@ def list_models() -> list[dict]:
     client = tracking.connect()
     rows = []
     for model in client.search_registered_models(order_by=["name ASC"]):
+        if model.name.startswith(LOCK_PREFIX):
+            continue  # a mutex held right now, not a model
         aliases: dict[str, list[str]] = {}
         for alias, version in (model.aliases or {}).items():
             aliases.setdefault(str(version), []).append(alias)
