@@ -41,6 +41,9 @@ MAX_SIDE = 4096        # 4K frames; larger ones are refused before anything is d
 MAX_BYTES = 2 << 30    # a clip of more than 2 GiB is not a training clip
 
 
+_BYTES = (bytes, bytearray, memoryview)  # a clip given as its encoded bytes (serving)
+
+
 class ClipError(InputRejected):
     """A clip cannot be used; the message names it (file, folder or "video bytes") and says why."""
 
@@ -113,7 +116,11 @@ class _Pass:
 
 
 def _name(source) -> str:
-    return "video bytes" if isinstance(source, (bytes, bytearray, memoryview)) else str(source)
+    return "video bytes" if isinstance(source, _BYTES) else str(source)
+
+
+def _is_frame_folder(source) -> bool:
+    return not isinstance(source, _BYTES) and Path(source).is_dir() and not Path(source).is_symlink()
 
 
 def _open(source):
@@ -121,7 +128,7 @@ def _open(source):
     import av
 
     name = _name(source)
-    if isinstance(source, (bytes, bytearray, memoryview)):
+    if isinstance(source, _BYTES):
         if len(source) > MAX_BYTES:
             raise ClipError(f"{name}: {len(source)} bytes, more than the {MAX_BYTES} a clip may have")
         handle = io.BytesIO(bytes(source))
@@ -163,10 +170,11 @@ def _frame_seconds(stream) -> float | None:
     return 1 / float(rate) if rate else None
 
 
-def _decode(source, keep: set[int], max_side: int, max_frames: int) -> tuple[_Pass, dict]:
+def _decode(source, keep, max_side: int, max_frames: int) -> tuple[_Pass, dict]:
     """Decode the whole video stream once (one thread: loaders run one decoder per worker),
-    converting only the frames whose decode-order index is in ``keep``; what the stream declares
-    comes back beside it."""
+    converting only the frames whose decode-order index is in ``keep`` - a set, or a function
+    of the frame count the stream declares (0 when it declares none) that returns one; what the
+    stream declares comes back beside it."""
     import av
 
     name = _name(source)
@@ -180,6 +188,8 @@ def _decode(source, keep: set[int], max_side: int, max_frames: int) -> tuple[_Pa
                     "frame_seconds": _frame_seconds(stream), "codec": stream.codec_context.name,
                     "container": container.format.name, "width": stream.codec_context.width,
                     "height": stream.codec_context.height, "audio": len(container.streams.audio) > 0}
+        if callable(keep):
+            keep = keep(declared["frames"])
         decoded, kept, last_time = 0, {}, None
         try:
             for frame in container.decode(stream):
@@ -233,8 +243,7 @@ def probe(source, max_side: int = MAX_SIDE, max_frames: int = MAX_FRAMES) -> Cli
     """Decode a clip through (without converting frames) and check it is whole: a
     ``ClipError`` naming it when it does not open, has no video stream, is truncated or corrupt,
     or is too large. A frame folder is listed and every frame decoded."""
-    if not isinstance(source, (bytes, bytearray, memoryview)) and Path(source).is_dir() \
-            and not Path(source).is_symlink():
+    if _is_frame_folder(source):
         files = frame_files(Path(source))
         if len(files) > max_frames:
             raise ClipError(f"{source}: {len(files)} frames, more than max_frames={max_frames}")
@@ -259,20 +268,20 @@ def read_segments(source, segments: int, train: bool = False, draw=None, max_sid
     frames). A file is decoded once when its declared frame count is right, twice when it is
     missing or wrong (the first pass counts)."""
     name = _name(source)
-    if not isinstance(source, (bytes, bytearray, memoryview)) and Path(source).is_dir():
+    if _is_frame_folder(source):
         files = frame_files(Path(source))
         if len(files) < segments:
             raise ClipError(f"{name}: {len(files)} frames, fewer than the {segments} segments sampled")
         return np.stack([_read_frame(files[i], max_side) for i in segment_indices(len(files), segments, train, draw)])
-    container = _open(source)
-    try:
-        _check_size(name, container.streams.video[0], max_side)
-        declared = int(container.streams.video[0].frames or 0)
-    finally:
-        container.close()
-    picks = segment_indices(declared, segments, train, draw) if declared >= segments else []
-    seen, facts = _decode(source, set(picks), max_side, max_frames)
-    if seen.decoded != declared or not picks:
+    picks: list[int] = []
+
+    def from_declared(declared: int) -> set[int]:
+        # Picked once the container is open, so trusting its count costs no extra open.
+        picks[:] = segment_indices(declared, segments, train, draw) if declared >= segments else []
+        return set(picks)
+
+    seen, facts = _decode(source, from_declared, max_side, max_frames)
+    if seen.decoded != facts["frames"] or not picks:
         if seen.decoded < segments:
             raise ClipError(f"{name}: {seen.decoded} decoded frames, fewer than the {segments} segments sampled")
         picks = segment_indices(seen.decoded, segments, train, draw)
