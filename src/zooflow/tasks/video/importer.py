@@ -15,6 +15,7 @@ afterwards, on the staged copy: every file is copied.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 from zooflow.data import safety
@@ -38,19 +39,6 @@ def _class_name(folder: Path, name: str, renamed: dict[str, str]) -> str:
         return spelling
 
 
-def _copy_clip_folder(source: Path, split: str, class_folder: str, name: str, target: Path, label: str) -> list[str]:
-    """Copy a frame folder into ``<split>/<label>/`` (files only: a folder inside it is refused
-    by name)."""
-    folder = source / split / class_folder / name
-    listing = safety.list_folder(folder, source)
-    if listing.folders:
-        raise ImportRejected(f"{folder / listing.folders[0]}: a folder inside the frame folder "
-                             f"{split}/{class_folder}/{name}/, which holds image_00001.jpg, image_00002.jpg, ... only")
-    for file in listing.files:
-        safety.copy_file(folder / file, target, target / split / label / name / file)
-    return listing.skipped
-
-
 def import_videos(source: Path, target: Path) -> Imported:
     """Copy a Kinetics-style video dataset into ``target`` (see the module docstring); the
     classes declared and the litter skipped."""
@@ -64,7 +52,7 @@ def import_videos(source: Path, target: Path) -> Imported:
         listing = split_folder(source, split, "clips")
         skipped += listing.skipped
         labels = {folder: _class_name(source / split, folder, renamed) for folder in listing.folders}
-        twice = sorted({label for label in labels.values() if list(labels.values()).count(label) > 1})
+        twice = sorted(label for label, count in Counter(labels.values()).items() if count > 1)
         if twice:
             raise ImportRejected(f"{source / split}: two class folders name the class {twice[0]!r} "
                                  f"({', '.join(sorted(f for f, label in labels.items() if label == twice[0]))})")
@@ -75,7 +63,8 @@ def import_videos(source: Path, target: Path) -> Imported:
             for name in clips.files:
                 safety.copy_file(source / split / folder / name, target, target / split / label / name)
             for name in clips.folders:
-                skipped += _copy_clip_folder(source, split, folder, name, target, label)
+                skipped += safety.copy_flat_folder(source, Path(split, folder, name), target, Path(split, label, name),
+                                                   "frame", "image_00001.jpg, image_00002.jpg, ...")
             (target / split / label).mkdir(parents=True, exist_ok=True)
     safety.require_every_split(found, source)
     classes = declared_classes(source, top, found,

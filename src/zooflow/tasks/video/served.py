@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
-
 import numpy as np
 import pandas as pd
 
+from zooflow.data.raw_images import file_bytes
+
 COLUMN = "video"  # the DataFrame column a served video model reads
 TOP_K = 5
-# Bytes made only of base64 characters are base64 text, not a clip: every container starts with
-# binary magic (mp4/mov "....ftyp", Matroska/WebM 0x1A45DFA3, AVI "RIFF....AVI " is followed by
-# binary sizes).
-_BASE64_BYTES = re.compile(rb"[A-Za-z0-9+/_-]+={0,2}")
-
-
-def _from_base64(text: str) -> bytes:
-    try:
-        return base64.b64decode(text.strip().replace("-", "+").replace("_", "/"), validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError(f"a video string must be base64 of the clip file's bytes, got {text[:40]!r}") from None
 
 
 def video_items(raw) -> list[bytes]:
@@ -33,12 +20,7 @@ def video_items(raw) -> list[bytes]:
         raw = raw[COLUMN].tolist()
     items = []
     for row, item in enumerate(raw):
-        if isinstance(item, str):
-            item = _from_base64(item)
-        elif isinstance(item, (bytes, bytearray)) and _BASE64_BYTES.fullmatch(item):
-            # MLflow's server hands an ``instances``/``inputs`` string to a binary column as its
-            # ASCII bytes, still base64 (only ``dataframe_*`` bodies are decoded for us).
-            item = _from_base64(bytes(item).decode("ascii"))
+        item = file_bytes(item, "clip")
         if not isinstance(item, (bytes, bytearray, memoryview)):
             raise ValueError(f"row {row}: a clip is the bytes of a video file (or base64 text of them), "
                              f"got {type(item).__name__}")
