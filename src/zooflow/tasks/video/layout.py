@@ -154,10 +154,17 @@ class VideoClips(Dataset):
         return torch.from_numpy(clips.read_segments(path, self.segments, self.train, _draw, self.max_side))
 
     def __getitem__(self, index: int):
-        from torchvision import tv_tensors
-
-        video = tv_tensors.Video(self.frames(index).permute(0, 3, 1, 2).contiguous())
+        video = as_video(self.frames(index))
         return (self.transform(video) if self.transform is not None else video), self.items[index][1]
+
+
+def as_video(frames) -> "torch.Tensor":
+    """uint8 frames ``[N, H, W, 3]`` (tensor or array) as the ``tv_tensors.Video``
+    ``[N, 3, H, W]`` the task's transforms take (one set of random parameters for all frames)."""
+    from torchvision import tv_tensors
+
+    frames = torch.as_tensor(frames)
+    return tv_tensors.Video(frames.permute(0, 3, 1, 2).contiguous())
 
 
 def _draw(low: int, high: int) -> int:

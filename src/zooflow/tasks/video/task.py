@@ -99,11 +99,13 @@ class VideoTask(TaskDefaults):
         checks = ctx.cfg.data
         return layout.expectations(ctx.info["classes"], checks.min_images_per_class, checks.min_side, checks.max_side)
 
-    def _dataset(self, ctx: RunContext, split: str, train: bool, picks_cap: int | None = None):
+    def _dataset(self, ctx: RunContext, split: str, train: bool, picks_cap: int | None = None) -> Subset:
+        """The split's clips; an even spread of ``picks_cap`` of them when that caps it (its
+        ``indices`` and ``dataset.targets`` give the labels without decoding anything)."""
         dataset = layout.VideoClips(ctx.folder, split, ctx.info["classes"], ctx.cfg.params.segments, train,
                                     transforms(ctx.cfg, train), self.single_frame, ctx.cfg.data.max_side)
         picks = even_spread(len(dataset), picks_cap)
-        return dataset if picks is None else Subset(dataset, picks.tolist())
+        return Subset(dataset, list(range(len(dataset))) if picks is None else picks.tolist())
 
     def _loader(self, dataset, ctx: RunContext, train: bool) -> DataLoader:
         # No private generator: shuffling and frame sampling draw from the global RNG, whose state
@@ -150,20 +152,20 @@ class VideoTask(TaskDefaults):
     def score(self, predictions, ctx: RunContext) -> dict[str, float]:
         """Top-1 accuracy, top-5 (top-k with k = min(5, classes)), macro F1 and per-class
         precision / recall / F1."""
+        from torchmetrics.classification import MulticlassAccuracy
+
         probabilities, targets = predictions
         classes = ctx.info["classes"]
-        k = min(TOP_K, len(classes))
-        top = probabilities.topk(k, dim=1).indices
-        return metrics.scores(probabilities, targets, classes) | {
-            "top5_accuracy": (top == targets[:, None]).any(1).float().mean().item()}
+        top_k = MulticlassAccuracy(len(classes), top_k=min(TOP_K, len(classes)), average="micro")
+        return metrics.scores(probabilities, targets, classes) | {"top5_accuracy": top_k(probabilities, targets).item()}
 
     def baseline(self, ctx: RunContext) -> dict[str, dict[str, float]]:
         """The majority class of the training split, and the single-frame model (trained here, with
         the run's seed, on a fork of the RNG so the caller's stream is untouched)."""
         classes = ctx.info["classes"]
         scored = self._scored(ctx)
-        targets = torch.tensor([_target(scored, i) for i in range(len(scored))])
-        train_targets = torch.tensor(layout.VideoClips(ctx.folder, "train", classes, 2, False).targets)
+        targets = torch.tensor([scored.dataset.targets[i] for i in scored.indices])
+        train_targets = torch.tensor(self._dataset(ctx, "train", False).dataset.targets)
         majority = int(torch.bincount(train_targets, minlength=len(classes)).argmax())
         one_hot = torch.nn.functional.one_hot(torch.full_like(targets, majority), len(classes)).float()
         return {"majority": self.score((one_hot, targets), ctx),
@@ -174,14 +176,11 @@ class VideoTask(TaskDefaults):
         classes = ctx.info["classes"]
         probabilities, targets = predictions
         figures = [metrics.confusion_figure(probabilities, targets, classes, folder / "confusion_matrix.png")]
-        scored = self._scored(ctx)
-        raw = layout.VideoClips(ctx.folder, "val", classes, ctx.cfg.params.segments, False,
-                                max_side=ctx.cfg.data.max_side)
-        indices = scored.indices if isinstance(scored, Subset) else list(range(len(scored)))
-        picks = np.linspace(0, len(indices) - 1, num=min(8, len(indices))).round().astype(int)
+        scored = self._scored(ctx)  # frames() gives the sampled frames before any transform
+        picks = np.linspace(0, len(scored) - 1, num=min(8, len(scored))).round().astype(int)
         confidence, guesses = probabilities.max(1)
         figures.append(sampled_frames_figure(
-            [raw.frames(indices[i]).numpy() for i in picks], [classes[targets[i]] for i in picks],
+            [scored.dataset.frames(scored.indices[i]).numpy() for i in picks], [classes[targets[i]] for i in picks],
             [classes[guesses[i]] for i in picks], [confidence[i].item() for i in picks],
             folder / "validation_clips.png"))
         return figures
@@ -196,13 +195,10 @@ class VideoTask(TaskDefaults):
         preprocess = transforms(ctx.cfg, train=False)
         device = next(model.parameters()).device
         model.eval()
-        from torchvision import tv_tensors
-
         rows = []
         with torch.no_grad():
             for item in video_items(videos):
-                frames = clips.read_segments(item, params.segments, max_side=ctx.cfg.data.max_side)
-                video = tv_tensors.Video(torch.from_numpy(frames).permute(0, 3, 1, 2).contiguous())
+                video = layout.as_video(clips.read_segments(item, params.segments, max_side=ctx.cfg.data.max_side))
                 rows.append(model(preprocess(video)[None].to(device)).float().softmax(1)[0].cpu().numpy())
         return answer_table(np.stack(rows), ctx.info["classes"])
 
@@ -214,13 +210,6 @@ class VideoTask(TaskDefaults):
     def serving_packages(self, cfg: RunConfig) -> tuple[str, ...]:
         """PyAV decodes the clips a served model receives."""
         return ("av",)
-
-
-def _target(dataset, index: int) -> int:
-    """A clip's label without decoding it."""
-    if isinstance(dataset, Subset):
-        return dataset.dataset.targets[dataset.indices[index]]
-    return dataset.targets[index]
 
 
 class SingleFrameVideoTask(VideoTask):
