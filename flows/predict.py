@@ -33,7 +33,7 @@ def batch_predict(spec: str, input_path: str, output_path: str, batch_size: int 
     model = mlflow.pyfunc.load_model(uri)
     answers = []
     with progress.phase(f"predicting with {ref.name} v{ref.version}", len(inputs), "inputs") as shown:
-        for part in batch.batches(inputs, batch_size):
+        for part in batch.batches(inputs, batch_size, columns):
             answers.append(batch.answer_or_errors(model, part, columns))
             shown.advance(len(part))
     table = pd.concat(answers, ignore_index=True)

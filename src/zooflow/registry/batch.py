@@ -23,16 +23,20 @@ from zooflow.errors import InputRejected
 SOURCE = "source"  # the column naming each answer's input (a path, or path:line)
 
 
+FILE_COLUMNS = (("image",), ("video",))  # models that take a file's bytes
+
+
 def read_inputs(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
-    """The inputs under ``path`` as the served model's columns plus ``source``."""
+    """The inputs under ``path``: ``source`` and the served model's columns (for a model that
+    takes files, ``source`` alone: :func:`batches` reads each batch's bytes)."""
     path = Path(path)
     if not path.exists():
         raise InputRejected(f"{path}: no such file or folder")
-    if columns in (("image",), ("video",)):
+    if columns in FILE_COLUMNS:  # the files' bytes are read batch by batch (``batches``), not all at once
         files = [path] if path.is_file() else _plain_files(path)
         if not files:
             raise InputRejected(f"{path}: no files to predict on")
-        return pd.DataFrame({SOURCE: [str(f) for f in files], columns[0]: [safety.read_bytes(f) for f in files]})
+        return pd.DataFrame({SOURCE: [str(f) for f in files]})
     if columns == ("text",):
         return _texts(path)
     table = _table(path)
@@ -44,10 +48,16 @@ def read_inputs(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
     return table
 
 
-def _plain_files(folder: Path) -> list[Path]:
-    safety.walk_refusing_links(folder, folder)
-    return sorted(p for p in folder.rglob("*") if p.is_file() and not safety.is_junk(p.name) and
-                  not p.name.startswith("."))
+def _plain_files(folder: Path, root: Path | None = None) -> list[Path]:
+    """Every plain file below ``folder``, sorted, in one walk that refuses links by name and
+    skips operating-system litter and hidden files."""
+    root = root or folder
+    listing = safety.list_folder(folder, root)
+    found = [folder / name for name in listing.files if not name.startswith(".")]
+    for name in listing.folders:
+        if not name.startswith("."):
+            found += _plain_files(folder / name, root)
+    return sorted(found)
 
 
 def _table(path: Path) -> pd.DataFrame:
@@ -73,10 +83,14 @@ def _texts(path: Path) -> pd.DataFrame:
     return pd.DataFrame({SOURCE: [f"{path}:{row + 2}" for row in range(len(table))], "text": table["text"].astype(str)})
 
 
-def batches(table: pd.DataFrame, size: int) -> Iterator[pd.DataFrame]:
-    """``table`` in slices of ``size`` rows."""
+def batches(table: pd.DataFrame, size: int, columns: tuple[str, ...]) -> Iterator[pd.DataFrame]:
+    """``table`` in slices of ``size`` rows; for a model that takes files, each slice with its
+    files' bytes (so a folder of videos is never all in memory)."""
     for start in range(0, len(table), size):
-        yield table.iloc[start:start + size]
+        part = table.iloc[start:start + size]
+        if columns in FILE_COLUMNS:
+            part = part.assign(**{columns[0]: [safety.read_bytes(Path(source)) for source in part[SOURCE]]})
+        yield part
 
 
 def answer(model, batch: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
