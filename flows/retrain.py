@@ -53,6 +53,11 @@ def retrain_on_new_data(profile: str = "demo", tasks: list[str] | None = None) -
     return rows
 
 
+def deployment_name(task: str, model: str, profile: str) -> str:
+    """The name of a task model's scheduled deployment (of the ``train-task`` flow)."""
+    return f"{task}-{model}-{profile}"
+
+
 def code_root() -> Path:
     """The checkout holding ``flows/`` and ``src/``: what a worker runs the flows from."""
     return Path(__file__).resolve().parents[1]
@@ -90,7 +95,7 @@ def deploy_to_pool(profile: str, pool: str) -> list[str]:
     env = worker_env()
     names = []
     for task, model in all_runs(profile):
-        name = f"{task}-{model}-{profile}"
+        name = deployment_name(task, model, profile)
         source.deploy(name=name, work_pool_name=pool, cron=load_task_file(task).schedule.cron,
                       parameters={"task": task, "model": model, "profile": profile}, tags=["zooflow", task, profile],
                       job_variables={"env": env}, build=False, push=False, print_next_steps=False)
@@ -108,7 +113,7 @@ def next_runs(profile: str, count: int = 2) -> list[dict]:
         dates = CronSchedule(cron=schedule.cron, timezone=schedule.timezone).get_dates(n=count)
         if inspect.isawaitable(dates):  # a coroutine in Prefect 3's server schemas
             dates = asyncio.run(dates)
-        rows.append({"deployment": f"train-task/{task}-{model}-{profile}", "cron": schedule.cron,
+        rows.append({"deployment": f"train-task/{deployment_name(task, model, profile)}", "cron": schedule.cron,
                      "next": [date.strftime("%Y-%m-%d %H:%M %Z") for date in dates]})
     return rows
 
@@ -118,7 +123,7 @@ def deployments(profile: str) -> list:
     found = []
     for task, model in all_runs(profile):
         schedule = load_task_file(task).schedule
-        found.append(train_task.to_deployment(name=f"{task}-{model}-{profile}", cron=schedule.cron,
+        found.append(train_task.to_deployment(name=deployment_name(task, model, profile), cron=schedule.cron,
                                               parameters={"task": task, "model": model, "profile": profile},
                                               tags=["zooflow", task, profile]))
     return found

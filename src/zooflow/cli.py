@@ -29,12 +29,14 @@ def _root() -> Path:
     return settings.project_root()
 
 
-def _flows():
-    """Import the flows package from the project checkout; check the MLflow store can take a
-    run before any flow starts (one clear message, not a traceback from inside a task)."""
+def _flows(runs: bool = True):
+    """Import the flows package from the project checkout; when ``runs`` (a flow will start),
+    check the MLflow store can take a run first (one clear message, not a traceback from inside
+    a task). Listing schedules starts nothing and needs no store."""
     from zooflow.registry import tracking
 
-    tracking.require_writable()
+    if runs:
+        tracking.require_writable()
     root = str(_root())
     if root not in sys.path:
         sys.path.insert(0, root)
@@ -292,7 +294,7 @@ def schedule_list(profile: str = typer.Option("demo", "--profile", "-p")) -> Non
     table = Table(title=f"scheduled retraining ({profile})")
     for column in ("deployment", "cron", "next runs"):
         table.add_column(column)
-    for row in _flows().retrain.next_runs(profile):
+    for row in _flows(runs=False).retrain.next_runs(profile):
         table.add_row(row["deployment"], row["cron"], ", ".join(row["next"]))
     console.print(table)
 
@@ -307,8 +309,13 @@ def worker(pool: str = typer.Option(..., "--pool", help="the Prefect work pool t
     _require_prefect_server("zooflow worker")
     done = subprocess.run([sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process"],
                           env=dict(os.environ), check=False)
-    if done.returncode not in (0, -2, 130, -15, 143):
+    if done.returncode not in _STOPPED:
         raise typer.Exit(done.returncode)
+
+
+# A long-running child (the MLflow UI, a Prefect worker) that ended normally or was stopped as a
+# user stops it (Ctrl-C, SIGTERM: by signal, or as the shell's 128 + signal).
+_STOPPED = (0, -2, -15, 130, 143)
 
 
 def _require_prefect_server(command: str) -> None:
@@ -456,7 +463,7 @@ def ui(port: int = 5000) -> None:
     _require_free_port(port)  # mlflow ui logs "Address already in use" and still exits 0
     done = subprocess.run([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
                            "--host", "127.0.0.1", "--port", str(port)], check=False)
-    if done.returncode not in (0, -2, 130):  # Ctrl-C is how a user stops the UI
+    if done.returncode not in _STOPPED:
         console.print(f"zooflow: the MLflow UI on {uri} stopped with status {done.returncode} (its message is "
                       "above)", markup=False, highlight=False)
         raise typer.Exit(done.returncode)
