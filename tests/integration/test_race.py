@@ -38,7 +38,8 @@ def test_two_simultaneous_runs_train_and_register_their_own_and_one_champion_win
         assert overlapped, "the two runs did not run at the same time"
         assert sorted(run.data.tags["checkpoint_folder"] for run in runs) in (["private", "shared"], ["shared", "shared"])
 
-        found = {mv.version: mv for mv in client.search_model_versions(f"name = '{NAME}'")}
+        # Keys as strings: MLflow gives a ModelVersion's version as an int, VersionRef as a str.
+        found = {str(mv.version): mv for mv in client.search_model_versions(f"name = '{NAME}'")}
         assert len(found) == 2
         assert {mv.run_id for mv in found.values()} == {run.info.run_id for run in runs}
         assert {mv.tags["run_id"] for mv in found.values()} == {run.info.run_id for run in runs}
