@@ -299,6 +299,54 @@ def schedule_list(profile: str = typer.Option("demo", "--profile", "-p")) -> Non
     console.print(table)
 
 
+server_app = typer.Typer(help="Team servers on one host: PostgreSQL, MLflow and Prefect on it.", no_args_is_help=True)
+app.add_typer(server_app, name="server")
+
+
+@server_app.command("up")
+def server_up(host: str = typer.Option("127.0.0.1", "--host", help="the address the servers listen on"),
+              postgres_port: int = typer.Option(5433, "--postgres-port"),
+              mlflow_port: int = typer.Option(5000, "--mlflow-port"),
+              prefect_port: int = typer.Option(4200, "--prefect-port"),
+              auth: bool = typer.Option(False, "--auth", help="MLflow's basic-auth app: users, per-model permissions")) -> None:
+    """Start PostgreSQL, an MLflow server and a Prefect server on it (idempotent; they keep
+    running after this command, their data in .zooflow/server/), then print what to export."""
+    from zooflow.team import stack
+
+    state = stack.up(host, stack.Ports(postgres_port, mlflow_port, prefect_port), auth)
+    for service in stack.status():
+        console.print(f"{service.name:<11} {service.url}  {'answering' if service.answering else 'NOT answering'}",
+                      markup=False, highlight=False)
+    console.print("Work against them (each team member, each shell):", markup=False, highlight=False)
+    for line in stack.exports(state):
+        console.print(f"  {line}", markup=False, highlight=False)
+
+
+@server_app.command("down")
+def server_down() -> None:
+    """Stop the team servers started from this project (their data is kept)."""
+    from zooflow.team import stack
+
+    stack.down()
+    console.print("team servers stopped (data kept in .zooflow/server/)", markup=False, highlight=False)
+
+
+@server_app.command("status")
+def server_status() -> None:
+    """Each team server: address, process, whether it answers. Exits 1 when one does not."""
+    from zooflow.team import stack
+
+    services = stack.status()
+    if not services:
+        console.print("no team servers were started from this project (zooflow server up)", markup=False)
+        raise typer.Exit(1)
+    for service in services:
+        console.print(f"{service.name:<11} {service.url}  pid {service.pid or '-'}  "
+                      f"{'answering' if service.answering else 'stopped'}", markup=False, highlight=False)
+    if not all(service.answering for service in services):
+        raise typer.Exit(1)
+
+
 @app.command()
 def worker(pool: str = typer.Option(..., "--pool", help="the Prefect work pool to take runs from")) -> None:
     """A Prefect worker that runs this project's deployments: this interpreter (it imports
@@ -532,6 +580,11 @@ def main() -> None:
     except Exception as error:  # a bug: say so in one line; the traceback is one flag away
         if debug:
             raise
+        from zooflow.registry.tracking import refusal
+
+        if refusal(error):  # a team server said no: not a bug
+            _say_error("not allowed", refusal(error))
+            raise SystemExit(1) from None
         _say_error("internal error", f"{type(error).__name__}: {error}\n"
                    "This is a bug in zooflow, not in your input. Rerun with --debug for the traceback.")
         raise SystemExit(1) from None

@@ -143,7 +143,11 @@ def is_server(uri: str) -> bool:
 
 
 def who() -> str:
-    """The user recorded on manual decisions and promotion log rows."""
+    """The user recorded on manual decisions and promotion log rows: the account the tracking
+    server authenticated (``MLFLOW_TRACKING_USERNAME``, with MLflow's basic-auth app), else this
+    machine's user."""
+    if is_server(settings.tracking_uri()) and os.environ.get("MLFLOW_TRACKING_USERNAME"):
+        return os.environ["MLFLOW_TRACKING_USERNAME"]
     try:
         return getpass.getuser()
     except Exception:  # no passwd entry in some containers
@@ -178,3 +182,21 @@ class RunTracker:
 
     def log_artifact(self, path: Path, folder: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(path), folder)
+
+
+def refusal(error: BaseException) -> str | None:
+    """A tracking server's refusal (401: who are you; 403: not allowed) as one plain sentence,
+    or None when ``error`` is something else."""
+    code = getattr(error, "error_code", None)
+    if not isinstance(error, MlflowException) or code not in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
+        return None
+    uri = settings.tracking_uri()
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    if code == "UNAUTHENTICATED":
+        return (f"the tracking server {uri} did not accept "
+                + (f"the password of user '{user}'" if user else "an anonymous request")
+                + ": set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to your account on it")
+    endpoint = str(error).split(" failed")[0].removeprefix("API request to endpoint ")
+    return (f"the tracking server {uri} refused user '{user or who()}' ({endpoint}): that account has no "
+            f"permission to change this experiment or model; ask its owner or an admin to grant it "
+            f"(MLflow's basic-auth permissions)")

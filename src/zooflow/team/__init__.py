@@ -1,0 +1,1 @@
+"""Team mode: the servers a team shares (PostgreSQL, MLflow, Prefect) on one host."""
