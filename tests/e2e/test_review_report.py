@@ -37,9 +37,12 @@ def project(tmp_path_factory, prefect_server):
     raw = yaml.safe_load(task_file.read_text())
     raw["models"] = {MODEL: raw["models"][MODEL]}  # one model keeps the test short
     task_file.write_text(yaml.safe_dump(raw, sort_keys=False))
+    early = {}  # what review-report says before there are two versions to compare
     with using_project(root):
         assert train_task("classification", MODEL, "smoke")["alias"] == "candidate"
+        early["no champion"] = run_cli("review-report", NAME, "--output", root / "reports")
         review(NAME, "1", approve=True, comment="first champion: card read", reviewer="Ana Reviewer")
+        early["no candidate"] = run_cli("review-report", NAME, "--output", root / "reports")
         source = tmp_path_factory.mktemp("new_data") / "classification"
         shutil.copytree(root / "data" / "classification", source)
         for image in sorted((source / "train" / "face").iterdir())[:REMOVED_FACES]:
@@ -53,14 +56,15 @@ def project(tmp_path_factory, prefect_server):
         subprocess.run(["git", "-C", str(root), "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q",
                         "--allow-empty", "-m", "head: one epoch is enough"], check=True)
         train_task("classification", MODEL, "smoke", overrides={"epochs": 1})
-        yield root
+        yield root, early
 
 
 @pytest.fixture
 def cli_project(project, monkeypatch):
-    monkeypatch.setenv("ZOOFLOW_HOME", str(project))
-    monkeypatch.setenv("ZOOFLOW_CONFIG_DIR", str(project / "configs"))
-    return project
+    root, _ = project
+    monkeypatch.setenv("ZOOFLOW_HOME", str(root))
+    monkeypatch.setenv("ZOOFLOW_CONFIG_DIR", str(root / "configs"))
+    return root
 
 
 class _Tables(HTMLParser):
@@ -151,6 +155,16 @@ def test_a_data_listing_not_on_this_machine_is_said_plainly(cli_project, tmp_pat
     assert "train/face" not in markdown and "is not available here" in page
 
 
+def test_without_a_champion_or_a_candidate_there_is_nothing_to_review(project):
+    root, early = project
+    for moment, message in (("no champion", f"{NAME} has no champion"),
+                            ("no candidate", f"{NAME} has no candidate: its only version is the champion v1")):
+        code, output = early[moment]
+        assert code == 1, output
+        assert_one_clear_message(output, message)
+    assert not (root / "reports").exists()
+
+
 def test_bad_names_and_versions_are_one_clear_message(cli_project, tmp_path):
     for args, message in ((("review-report", "no-such-model"), "there is no registered model named 'no-such-model'"),
                           (("review-report", NAME, "--candidate", "1"), f"{NAME} v1 is the champion itself"),
@@ -160,6 +174,10 @@ def test_bad_names_and_versions_are_one_clear_message(cli_project, tmp_path):
         assert code == 1, output
         assert_one_clear_message(output, message)
     assert not list(tmp_path.iterdir())
+    (tmp_path / "taken").write_text("a file, not a folder")
+    code, output = run_cli("review-report", NAME, "--output", tmp_path / "taken")
+    assert code == 1
+    assert_one_clear_message(output, f"cannot write the review report into {tmp_path / 'taken'}")
 
 
 def test_history_lists_every_decision_with_the_reviewer(cli_project):

@@ -128,9 +128,7 @@ def metric_rows(champion: Side, candidate: Side) -> tuple[list[dict], list[str],
     primary = candidate.ref.tags.get("primary_metric", "")
     names = sorted((key.removeprefix("val.") for key in candidate.metrics if key.startswith("val.")),
                    key=lambda name: (name != primary, name))
-    baselines = sorted({key.removeprefix("baseline.").rsplit(".", 1)[0]
-                        for key in candidate.metrics for name in names if key.endswith(f".{name}")
-                        and key.startswith("baseline.") and key != f"baseline.{name}"})
+    baselines = _baseline_names(candidate.metrics, names)
     rescored = rescored_version(candidate)
     same = rescored == champion.ref.version
     if same:
@@ -147,10 +145,18 @@ def metric_rows(champion: Side, candidate: Side) -> tuple[list[dict], list[str],
         row = {"metric": name, "primary": name == primary, "candidate": candidate.metrics.get(f"val.{name}"),
                "champion_same_data": candidate.metrics.get(f"champion.{name}") if same else None,
                "champion_own_data": champion.metrics.get(f"val.{name}"),
-               "baselines": [candidate.metrics.get(f"baseline.{name}")] if not baselines else
-                            [candidate.metrics.get(f"baseline.{base}.{name}") for base in baselines]}
+               "baselines": [candidate.metrics.get(f"baseline.{base}.{name}" if base else f"baseline.{name}")
+                             for base in baselines]}
         rows.append(row)
-    return rows, baselines or [""], note
+    return rows, baselines, note
+
+
+def _baseline_names(metrics: dict[str, float], names: list[str]) -> list[str]:
+    """The names of a run's baselines: ``baseline.<name>.<metric>`` keys (``evaluation.baselines``),
+    or ``[""]`` for a task with one baseline (``baseline.<metric>``)."""
+    named = {key.removeprefix("baseline.").removesuffix(f".{name}") for key in metrics for name in names
+             if key.startswith("baseline.") and key.endswith(f".{name}") and key != f"baseline.{name}"}
+    return sorted(named) or [""]
 
 
 def data_change(root: Path, folder: str, older: Side, newer: Side) -> DataChange:
@@ -266,10 +272,14 @@ def write(name: str, output: Path, candidate: str | None = None) -> tuple[Path, 
     """Write ``review-<name>-v<champion>-vs-v<candidate>.md`` and ``.html`` into ``output``;
     their paths."""
     report = build(name, candidate)
-    output.mkdir(parents=True, exist_ok=True)
     stem = f"review-{name}-v{report.champion}-vs-v{report.candidate}"
     markdown_file, html_file = output / f"{stem}.md", output / f"{stem}.html"
-    markdown_file.write_text(report.markdown, encoding="utf-8")
-    html_file.write_text(HTML_PAGE.format(title=html.escape(report.title), body=render_html(report.markdown)),
-                         encoding="utf-8")
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        markdown_file.write_text(report.markdown, encoding="utf-8")
+        html_file.write_text(HTML_PAGE.format(title=html.escape(report.title), body=render_html(report.markdown)),
+                             encoding="utf-8")
+    except OSError as error:
+        raise UserError(f"cannot write the review report into {output}: {error.strerror or error}; "
+                        "choose another folder with --output") from None
     return markdown_file, html_file
