@@ -413,18 +413,53 @@ def review(name: str, version: str,
 
 @app.command()
 def log(name: str = typer.Argument(None, help="a registered model name; all when left out")) -> None:
-    """The promotion log, newest first."""
+    """The promotion log of every model, newest first (one model's: `zooflow history NAME`)."""
+    _promotion_log(name)
+
+
+@app.command()
+def history(name: str = typer.Argument(..., help="a registered model name")) -> None:
+    """One model's full promotion log, newest first: when, who (the reviewer, for a review), from
+    which version to which alias, the metrics, why, and the kind (policy, manual, review)."""
+    from zooflow.registry.versions import require_model
+
+    require_model(name)
+    _promotion_log(name)
+
+
+def _promotion_log(name: str | None) -> None:
+    import datetime as dt
+    import json
+
     from zooflow.registry.versions import promotion_log
 
-    table = Table(title="promotion log")
-    for column in ("when", "model", "version", "alias", "kind", "who", "from_version", "reason"):
-        table.add_column(column)
-    import datetime as dt
-
+    columns = ("version", "alias", "kind", "who", "from_version") if name else ("model", "version", "alias", "kind",
+                                                                               "who", "from_version")
+    table = Table(title=f"promotion log of {name}" if name else "promotion log")
+    for column in ("when", *columns):
+        table.add_column(column, no_wrap=column != "model")  # short values stay whole; reasons fold
+    table.add_column("metrics", overflow="fold")
+    table.add_column("reason", overflow="fold")
     for row in promotion_log(name):
         when = dt.datetime.fromtimestamp(row["when"] / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-        table.add_row(when, *(row[c] for c in ("model", "version", "alias", "kind", "who", "from_version", "reason")))
+        metrics = ", ".join(f"{key} {value:.4f}" for key, value in sorted(json.loads(row["metrics"]).items()))
+        table.add_row(when, *(row[c] for c in columns), metrics, row["reason"])
     console.print(table)
+
+
+@app.command("review-report")
+def review_report(name: str = typer.Argument(..., help="a registered model name"),
+                  output: Path = typer.Option(None, "--output", help="the folder to write to (default: reports/ "
+                                                                     "in the project)"),
+                  candidate: str = typer.Option(None, "--candidate", help="the version to review (default: the one "
+                                                                          "with alias candidate, else the newest "
+                                                                          "that is not champion)")) -> None:
+    """Write the governance review of NAME (markdown + HTML): champion beside candidate, with
+    metrics on the same data, baseline, data, config and code changes, cards and decisions."""
+    from zooflow.governance.review_report import write
+
+    for path in write(name, output or _root() / "reports", candidate):
+        console.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()

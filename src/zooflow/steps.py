@@ -183,6 +183,7 @@ def evaluate(run: Run, trained: Trained) -> Evaluation:
     champion_scores, champion_note = _score_champion(task, ctx, champion)
     if champion_scores:
         tracker.log_metrics(champion_scores, prefix="champion.")
+        tracker.set_tags({"champion_rescored_version": champion.version})  # whose scores champion.* are
     return Evaluation(metrics=scores, baseline=baseline, baseline_note=task.baseline_description,
                       figures=tuple(str(p) for p in figures), primary_metric=task.primary_metric, goal=task.goal,
                       champion_version=champion.version if champion else None,

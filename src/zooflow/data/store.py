@@ -125,9 +125,9 @@ def pointer_md5(root: Path) -> str:
     return yaml.safe_load(path.read_text())["outs"][0]["md5"]
 
 
-def _listing_file(root: Path) -> Path:
-    """Where DVC's cache keeps the ``.dir`` object (the listing) of data.dvc's md5."""
-    md5 = pointer_md5(root)
+def _listing_file(root: Path, md5: str | None = None) -> Path:
+    """Where DVC's cache keeps the ``.dir`` object (the listing) of data.dvc's md5 (or of ``md5``)."""
+    md5 = md5 or pointer_md5(root)
     return Path(root) / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
 
 
@@ -139,10 +139,33 @@ def listing(root: Path) -> list[dict]:
     return json.loads(cache.read_text())
 
 
+def listing_at(root: Path, data_md5: str) -> list[dict] | None:
+    """DVC's listing of data/ as it was at ``data_md5`` (any past version, not only data.dvc's),
+    from the local cache or else the default remote when that is a folder on this machine; None
+    when neither holds it. A remote elsewhere (S3, SSH) is not asked: reading a listing must not
+    turn into a download."""
+    cached = _listing_file(root, data_md5)
+    if cached.is_file():
+        return json.loads(cached.read_text())
+    try:
+        with _repo(root) as repo:
+            remote = repo.cloud.get_remote()
+            if remote.fs.protocol != "local" or not remote.odb.exists(data_md5):
+                return None
+            return json.loads(remote.odb.fs.cat_file(remote.odb.oid_to_path(data_md5)))
+    except Exception:  # noqa: BLE001 - no remote configured or unreadable: the listing is not here
+        return None
+
+
+def files_in(entries: list[dict], task_folder: str) -> dict[str, str]:
+    """The entries of a listing under ``data/<task_folder>``: path inside the folder -> md5."""
+    prefix = task_folder.rstrip("/") + "/"
+    return {e["relpath"][len(prefix):]: e["md5"] for e in entries if e["relpath"].startswith(prefix)}
+
+
 def recorded(root: Path, task_folder: str) -> dict[str, str]:
     """What data.dvc records under ``data/<task_folder>``: path inside the folder -> md5."""
-    prefix = task_folder.rstrip("/") + "/"
-    return {e["relpath"][len(prefix):]: e["md5"] for e in listing(root) if e["relpath"].startswith(prefix)}
+    return files_in(listing(root), task_folder)
 
 
 def on_disk(root: Path, task_folder: str) -> dict[str, str]:
@@ -206,8 +229,12 @@ def version(root: Path, task_folder: str) -> DataVersion:
     if not entries:
         raise DataError(f"data.dvc holds no files under data/{task_folder.rstrip('/')}/: "
                         "build or import this task's data")
-    task_md5 = hashlib.md5(json.dumps(entries).encode()).hexdigest()
-    return DataVersion(pointer_md5(root), task_folder, task_md5, len(entries))
+    return DataVersion(pointer_md5(root), task_folder, folder_md5(dict(entries)), len(entries))
+
+
+def folder_md5(files: dict[str, str]) -> str:
+    """A task's data version: the hash of its folder's entries (path -> md5) in DVC's listing."""
+    return hashlib.md5(json.dumps(sorted(files.items())).encode()).hexdigest()
 
 
 def ensure(root: Path, task_folder: str) -> DataVersion:

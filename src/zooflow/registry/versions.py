@@ -128,6 +128,16 @@ def register(model_uri: str, name: str, tags: dict[str, object]) -> VersionRef:
     return _ref(client.get_model_version(name, mv.version))
 
 
+def require_model(name: str) -> None:
+    """A ``UserError`` naming ``name`` when no model of that name is registered."""
+    from zooflow.errors import UserError
+
+    try:
+        tracking.connect().get_registered_model(name)
+    except MlflowException:
+        raise UserError(f"there is no registered model named '{name}' (see `zooflow models`)") from None
+
+
 def by_alias(name: str, alias: str) -> VersionRef | None:
     """The version holding ``alias``, or None."""
     client = tracking.connect()
