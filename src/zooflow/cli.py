@@ -56,8 +56,10 @@ class _UserErrorTracebacks(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         from zooflow.errors import UserError
+        from zooflow.registry.tracking import refusal
 
-        if record.exc_info and isinstance(record.exc_info[1], (UserError, KeyboardInterrupt)):
+        error = record.exc_info[1] if record.exc_info else None
+        if error is not None and (isinstance(error, (UserError, KeyboardInterrupt)) or refusal(error)):
             record.exc_info, record.exc_text = None, None
         return True
 
@@ -319,7 +321,7 @@ def server_up(host: str = typer.Option("127.0.0.1", "--host", help="the address 
                       markup=False, highlight=False)
     console.print("Work against them (each team member, each shell):", markup=False, highlight=False)
     for line in stack.exports(state):
-        console.print(f"  {line}", markup=False, highlight=False)
+        print(f"  {line}")  # whole lines, never folded: they are copied into a shell
 
 
 @server_app.command("down")

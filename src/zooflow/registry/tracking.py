@@ -58,6 +58,12 @@ def _open_store(uri: str) -> None:
         except OSError as error:
             raise StoreUnavailable(f"the MLflow tracking server {uri} does not answer ({_first_line(error)}). "
                                    "Check MLFLOW_TRACKING_URI, that the server is running, and the network.") from None
+        try:  # /health answers anyone; a server with users refuses a wrong password here, before a run starts
+            MlflowClient().search_experiments(max_results=1)
+        except MlflowException as error:
+            if refusal(error):
+                raise StoreUnavailable(refusal(error)) from None
+            raise
 
 
 def _first_line(error: BaseException) -> str:

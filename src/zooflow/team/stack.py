@@ -285,6 +285,8 @@ def exports(state: State) -> list[str]:
     """The shell lines a team member runs to work against these servers."""
     lines = [f"export MLFLOW_TRACKING_URI={state.mlflow_url}", f"export PREFECT_API_URL={state.prefect_url}"]
     if state.auth:
+        # A line to copy that reads the password from the private file: it is never printed.
+        read = f"import json; print(json.load(open('{home() / 'secrets.json'}'))['mlflow_admin_password'])"
         lines += [f"export MLFLOW_TRACKING_USERNAME={ADMIN}",
-                  f"export MLFLOW_TRACKING_PASSWORD=<mlflow_admin_password in {home() / 'secrets.json'}>"]
+                  f'export MLFLOW_TRACKING_PASSWORD="$(python3 -c "{read}")"']
     return lines
