@@ -64,16 +64,17 @@ def await_review(registered: Registered, wait_seconds: int) -> dict[str, str]:
         answer = None
         _carry_on(flow_run_id)
     reviewed = versions.get(name, version).tags
-    if reviewed.get("review.decision"):  # `zooflow review` made it, then resumed this run (or it is late)
-        outcome = f"{reviewed['review.decision']} by {reviewed.get('review.reviewer', '?')} (zooflow review)"
+    if reviewed.get("review.decision"):  # `zooflow review` made it, then resumed this run (or it came late)
+        decision = reviewed["review.decision"]
+        outcome = f"{decision} by {reviewed.get('review.reviewer', '?')} (zooflow review)"
     elif answer is None:
         log.info("%s v%s: no review within %d s; it stays candidate (`zooflow review %s %s` decides later)",
                  name, version, wait_seconds, name, version)
         return {"alias": versions.CANDIDATE, "review": f"no review within {wait_seconds} s: stays candidate"}
     else:
-        done = review.review(name, version, answer.approve, answer.comment, answer.reviewer)
-        outcome = f"{done.decision} by {answer.reviewer}"
-    alias = versions.CHAMPION if outcome.startswith("approved") else "rejected"
+        decision = review.review(name, version, answer.approve, answer.comment, answer.reviewer).decision
+        outcome = f"{decision} by {answer.reviewer}"
+    alias = versions.CHAMPION if decision == "approved" else "rejected"
     log.info("%s v%s %s -> %s", name, version, outcome, alias)
     return {"alias": alias, "review": outcome}
 
