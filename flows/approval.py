@@ -81,9 +81,12 @@ def await_review(registered: Registered, wait_seconds: int) -> dict[str, str]:
 
 def _carry_on(flow_run_id: UUID) -> None:
     """After a pause that timed out the server refuses every move out of Paused but to Failed;
-    an unanswered review is no failure, so the run is set Running again (forced) and completes."""
+    an unanswered review is no failure, so the run is set Running again (forced) and completes.
+    A run someone cancelled meanwhile is no longer Paused and is left as it is."""
     with get_client(sync_client=True) as client:
-        client.set_flow_run_state(flow_run_id, Running(), force=True)
+        state = client.read_flow_run(flow_run_id).state
+        if state is not None and state.is_paused():
+            client.set_flow_run_state(flow_run_id, Running(), force=True)
 
 
 def resume_waiting_flow(done: review.Reviewed) -> str:
