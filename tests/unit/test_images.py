@@ -117,3 +117,20 @@ def test_serving_decodes_bytes_by_the_same_rules():
     assert decode_image(encoded(Image.new("RGB", (8, 8))), mode="L").mode == "L"
     with pytest.raises(ValueError):  # ImageRejected is a ValueError too: servers answer 400
         decode_image(b"not an image")
+
+
+def test_served_base64_may_come_on_one_line_or_wrapped_as_text_or_bytes():
+    """What JSON and CSV bodies carry: `base64 -w0`, or `base64`/encodebytes' 76-column lines
+    (MLflow hands a CSV cell over as text, a JSON string for a binary column as its bytes)."""
+    import base64
+
+    from zooflow.data.raw_images import file_bytes
+
+    png = encoded(Image.new("RGB", (40, 40), (200, 10, 10)))
+    wrapped = base64.encodebytes(png)
+    assert wrapped.count(b"\n") > 1
+    for item in (base64.b64encode(png).decode(), wrapped.decode(), wrapped, b"\r\n" + wrapped, png):
+        assert file_bytes(item) == png
+    assert decode_image(wrapped.decode()).getpixel((0, 0)) == (200, 10, 10)
+    with pytest.raises(ValueError, match="base64 of the image file"):
+        file_bytes("not base64 at all!")

@@ -18,8 +18,9 @@ from zooflow.data import images
 COLUMN = "image"  # the DataFrame column a served image model reads
 # Bytes made only of base64 characters: no file format a served model takes starts like that
 # (JPEG, PNG, GIF, WebP, BMP, TIFF; mp4/mov, Matroska/WebM, AVI all open with binary magic), so
-# such bytes are base64 text, not a file.
-_BASE64_BYTES = re.compile(rb"[A-Za-z0-9+/_-]+={0,2}")
+# such bytes are base64 text, not a file. Line breaks are allowed: `base64` without -w0, Python's
+# base64.encodebytes (and this project's own mask/image answers) wrap every 76 characters.
+_BASE64_BYTES = re.compile(rb"[A-Za-z0-9+/_\-\s]+={0,2}\s*")
 
 
 def image_items(raw) -> list:
@@ -60,9 +61,10 @@ def file_bytes(item: Any, what: str = "image") -> Any:
 
 
 def from_base64(text: str, what: str = "image") -> bytes:
-    """The bytes of a base64 string (standard or URL-safe alphabet); ValueError if it is not one."""
+    """The bytes of a base64 string (standard or URL-safe alphabet, on one line or wrapped);
+    ValueError if it is not one."""
     try:
-        return base64.b64decode(text.strip().replace("-", "+").replace("_", "/"), validate=True)
+        return base64.b64decode("".join(text.split()).replace("-", "+").replace("_", "/"), validate=True)
     except (binascii.Error, ValueError):
         article = "an" if what[:1] in "aeiou" else "a"
         raise ValueError(f"{article} {what} string must be base64 of the {what} file's bytes, "

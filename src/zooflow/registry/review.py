@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from zooflow.errors import UserError
 from zooflow.registry import tracking, versions
 
+FLOW_RUN_TAG = "review.flow_run"  # on a candidate: the pipeline flow run paused for its review
+
 
 @dataclass(frozen=True)
 class Reviewed:
@@ -23,6 +25,9 @@ class Reviewed:
     decision: str              # "approved" or "rejected"
     alias: str                 # the version's alias now ("champion", or "" when rejected)
     previous_champion: str | None
+    reviewer: str
+    comment: str
+    flow_run: str | None       # the pipeline flow run paused for this review (policy.approval_wait), if any
 
 
 def review(name: str, version: str, approve: bool, comment: str, reviewer: str | None = None) -> Reviewed:
@@ -49,4 +54,5 @@ def review(name: str, version: str, approve: bool, comment: str, reviewer: str |
                                    "promotion.decision": alias or "rejected"})
         versions.log_decision(ref, alias or "rejected", previous, f"review: {decision} by {who}: {comment}", {},
                               kind="review", who=who)
-    return Reviewed(name, str(version), decision, alias, previous.version if previous else None)
+    return Reviewed(name, str(version), decision, alias, previous.version if previous else None, who, comment,
+                    ref.tags.get(FLOW_RUN_TAG))
