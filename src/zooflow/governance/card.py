@@ -148,7 +148,7 @@ def _one_line(value) -> str:
     return " ".join(str(value).split())
 
 
-def _code(value) -> str:
+def md_code(value) -> str:
     """``value`` as an inline code span: shown literally (no emphasis, links or images), with a
     fence longer than any run of backticks inside so the value cannot close it."""
     text = _one_line(value)
@@ -158,7 +158,7 @@ def _code(value) -> str:
     return f"{fence}{pad}{text}{pad}{fence}"
 
 
-def _cell(value) -> str:
+def md_cell(value) -> str:
     """A user string inside a table cell: one line, its pipes escaped so columns stay put."""
     return _one_line(value).replace("|", "\\|")
 
@@ -173,7 +173,7 @@ def _fenced(text: str, language: str = "") -> list[str]:
 def _figure(path: str) -> str:
     """A figure beside the card: an image, or a link for an HTML figure. The file name is
     percent-encoded as the target (a space or bracket in it cannot end the link early)."""
-    name, stem = Path(path).name, _cell(Path(path).stem).replace("[", "\\[").replace("]", "\\]")
+    name, stem = Path(path).name, md_cell(Path(path).stem).replace("[", "\\[").replace("]", "\\]")
     if name.endswith(".html"):
         return f"[{stem} (HTML)]({quote(name)})"
     return f"![{stem}]({quote(name)})"
@@ -190,13 +190,13 @@ def _baseline_verdict(primary: str, goal: str, ours: float | None, theirs: float
         return []
     worse = ours < theirs if goal == "max" else ours > theirs
     if worse and name:
-        return [f"**The {_code(name)} baseline scores {'higher' if goal == 'max' else 'lower'} {primary} than this "
+        return [f"**The {md_code(name)} baseline scores {'higher' if goal == 'max' else 'lower'} {primary} than this "
                 f"model** ({theirs:.4f} vs {ours:.4f}): the model is not worth its cost on this data; prefer the "
                 "baseline, or find out why, before using it."]
     if worse:
         return [f"**This model loses to its baseline** on {primary} ({ours:.4f} vs {theirs:.4f}): "
                 "prefer the baseline, or find out why, before using it."]
-    which = f"the {_code(name)} baseline" if name else "its baseline"
+    which = f"the {md_code(name)} baseline" if name else "its baseline"
     return [f"The model beats {which} on {primary} ({ours:.4f} vs {theirs:.4f})."]
 
 
@@ -207,9 +207,9 @@ def _baseline_lines(evaluation: Evaluation) -> tuple[list[str], list[dict], list
     primary, goal, ours = evaluation.primary_metric, evaluation.goal, evaluation.metrics.get(evaluation.primary_metric)
     headers, columns, text = [], [], []
     for name, (note, metrics) in found.items():
-        headers.append(f"baseline {_cell(name)}" if name else "baseline")
+        headers.append(f"baseline {md_cell(name)}" if name else "baseline")
         columns.append(metrics)
-        label = f"Baseline {_code(name)}" if name else "Baseline"
+        label = f"Baseline {md_code(name)}" if name else "Baseline"
         text += [f"{label}: {_one_line(note)}, scored on the same data.", ""]
     for name, (_, metrics) in found.items():
         text += _baseline_verdict(primary, goal, ours, metrics.get(primary), name)
@@ -218,7 +218,7 @@ def _baseline_lines(evaluation: Evaluation) -> tuple[list[str], list[dict], list
 
 def _facts(info: dict) -> str:
     """Short values in full; long ones (a vocabulary) by their size."""
-    return ", ".join(f"{_one_line(key)} {_code(json.dumps(value, ensure_ascii=False))}" if len(json.dumps(value)) < 200
+    return ", ".join(f"{_one_line(key)} {md_code(json.dumps(value, ensure_ascii=False))}" if len(json.dumps(value)) < 200
                      else f"{_one_line(key)} ({len(value)} entries)" for key, value in info.items())
 
 
@@ -231,7 +231,7 @@ def limitations(ctx: RunContext, book_pretrained: str | None = None) -> list[str
         # Only a model the book starts from pretrained weights loses by starting from scratch;
         # the GANs (chapters 5 and 6) are trained from random initialisation by the book too.
         notes.append(f"Trained from random initialisation (`pretrained: none`) where the book starts from "
-                     f"pretrained weights ({_code(book_pretrained)} in the `book` profile): scores here are far below "
+                     f"pretrained weights ({md_code(book_pretrained)} in the `book` profile): scores here are far below "
                      "what the architecture reaches.")
     if cfg.profile != "book":
         notes.append(f"`{cfg.profile}` profile: smaller than the book's settings ({cfg.epochs} epochs and reduced "
@@ -257,9 +257,9 @@ def build_card(ctx: RunContext, *, data: DataVersion, validation: Validated, tra
         "",
         f"*{_one_line(cfg.description)}*" if cfg.description.strip() else "",
         "",
-        f"- **Task**: {_code(cfg.task)} - **model**: {_code(cfg.model)} ({_code(cfg.architecture)}) "
-        f"- **profile**: {_code(cfg.profile)}",
-        f"- **Decision**: {_code(decision.alias)}" + (f" (replaced v{decision.previous_version})"
+        f"- **Task**: {md_code(cfg.task)} - **model**: {md_code(cfg.model)} ({md_code(cfg.architecture)}) "
+        f"- **profile**: {md_code(cfg.profile)}",
+        f"- **Decision**: {md_code(decision.alias)}" + (f" (replaced v{decision.previous_version})"
                                                    if decision.previous_version and decision.promoted else ""),
         f"- **Written**: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC}",
         "",
@@ -269,11 +269,11 @@ def build_card(ctx: RunContext, *, data: DataVersion, validation: Validated, tra
         "",
         "## Metrics (held-out split)",
         "",
-        f"Primary metric: **{_code(primary)}** ({evaluation.goal}). {_one_line(evaluation.champion_note)}.",
+        f"Primary metric: **{md_code(primary)}** ({evaluation.goal}). {_one_line(evaluation.champion_note)}.",
         "",
         "| metric | this version | champion | " + " | ".join(baseline_headers) + " |",
         "|---|---|---|" + "---|" * len(baseline_headers),
-        *[f"| {_cell(name)} | {_fmt(value)} | {_fmt(champion.get(name))} | "
+        *[f"| {md_cell(name)} | {_fmt(value)} | {_fmt(champion.get(name))} | "
           + " | ".join(_fmt(column.get(name)) for column in baseline_columns) + " |"
           for name, value in scores.items()],
         "",
@@ -281,17 +281,17 @@ def build_card(ctx: RunContext, *, data: DataVersion, validation: Validated, tra
         "",
         "## Data",
         "",
-        f"- Data version {_code(data.tag)} (data.dvc md5 {_code(data.data_md5)}, "
-        f"{_code('data/' + str(data.task_folder))} hash {_code(data.task_md5)}, {_one_line(data.files)} files)",
+        f"- Data version {md_code(data.tag)} (data.dvc md5 {md_code(data.data_md5)}, "
+        f"{md_code('data/' + str(data.task_folder))} hash {md_code(data.task_md5)}, {_one_line(data.files)} files)",
         f"- Facts the model depends on: {_facts(ctx.info)}",
         f"- Validation (Great Expectations): {_one_line(validation.summary)}",
         "",
         "## Training",
         "",
-        f"- Device: {_code(trained.device)}; {_one_line(trained.train_seconds)} s; "
+        f"- Device: {md_code(trained.device)}; {_one_line(trained.train_seconds)} s; "
         + (f"resumed after epoch {trained.resumed_from_epoch}" if trained.resumed_from_epoch else "not resumed"),
-        f"- Pretrained weights: {_code(cfg.pretrained)}",
-        "- Overrides of the task file: " + (", ".join(_code(f"{key}={json.dumps(value)}")
+        f"- Pretrained weights: {md_code(cfg.pretrained)}",
+        "- Overrides of the task file: " + (", ".join(md_code(f"{key}={json.dumps(value)}")
                                                        for key, value in sorted(overrides.items()))
                                              if overrides else "none"),
         "",
@@ -301,9 +301,9 @@ def build_card(ctx: RunContext, *, data: DataVersion, validation: Validated, tra
         "",
         "## Lineage",
         "",
-        f"- MLflow run {_code(run_id)}; model URI {_code(registered.model_uri)}",
-        f"- Git commit {_code(git.get('git_commit') or 'unknown')} (uncommitted changes: {_one_line(git.get('git_dirty'))})",
-        f"- Config hash {_code(cfg.digest())}",
+        f"- MLflow run {md_code(run_id)}; model URI {md_code(registered.model_uri)}",
+        f"- Git commit {md_code(git.get('git_commit') or 'unknown')} (uncommitted changes: {_one_line(git.get('git_dirty'))})",
+        f"- Config hash {md_code(cfg.digest())}",
         "",
         "## Known limitations",
         "",
@@ -339,8 +339,8 @@ def artifact_markdown(text: str, figures: list[str], run_id: str) -> str:
         if target in images:
             replacements[_figure(str(figure))] = _figure(str(figure)).replace(f"]({target})", f"]({images[target]})")
         elif target in pages:
-            replacements[_figure(str(figure))] = (f"{_cell(figure.stem)} (HTML): artifact {_code('card/' + figure.name)} "
-                                                  f"of MLflow run {_code(run_id)}")
+            replacements[_figure(str(figure))] = (f"{md_cell(figure.stem)} (HTML): artifact {md_code('card/' + figure.name)} "
+                                                  f"of MLflow run {md_code(run_id)}")
     lines, in_figures = [], False
     for line in text.split("\n"):
         if line.startswith("## "):

@@ -27,8 +27,8 @@ from zooflow.data import store
 from zooflow.errors import UserError
 from zooflow.registry import tracking, versions
 
-# The card's own markdown helpers: a report is read in the same places a card is.
-from zooflow.governance.card import HTML_PAGE, _cell, _code, render_html
+# The card's markdown helpers (escaping included): a report is read where a card is.
+from zooflow.governance.card import HTML_PAGE, md_cell, md_code, render_html
 
 CARD = "card/model_card.html"
 LOCAL_UI = "http://127.0.0.1:5000"  # where `zooflow ui` serves a local store
@@ -256,7 +256,7 @@ def build(name: str, candidate: str | None = None) -> Report:
     commits, code_note = code_diff(root, champion, chosen)
     env = jinja2.Environment(loader=jinja2.PackageLoader("zooflow.governance", "templates"), trim_blocks=True,
                              lstrip_blocks=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
-    env.filters.update(cell=_cell, code=_code, fmt=lambda v: "-" if v is None else f"{v:.4f}",
+    env.filters.update(cell=md_cell, code=md_code, fmt=lambda v: "-" if v is None else f"{v:.4f}",
                        when=lambda ms: dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M"))
     title = f"Review: {name} champion {champion.label} vs candidate {chosen.label}"
     text = env.get_template("review_report.md.j2").render(
