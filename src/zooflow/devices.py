@@ -33,7 +33,7 @@ from zooflow.step_results import Run
 
 log = logging.getLogger("zooflow")
 
-SPEC, RESULT, FAILURE = "spec.json", "result.json", "failure.json"
+SPEC, RESULT, FAILURE, ERRORS = "spec.json", "result.json", "failure.json", "torchrun-stderr.log"
 # A torchrun whose processes are stopped gets this long to end them before it is killed.
 STOP_GRACE_SECONDS = 60
 
@@ -91,13 +91,17 @@ def launch(run: Run, checkpoints: Path, workdir: Path):
     # processes share the cores between them
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // cfg.devices)))
     log.info("training %s on %d devices: %s", cfg.registered_name, cfg.devices, " ".join(command[2:]))
-    code = _wait(subprocess.Popen(command, env=env))
+    # rank 0's epoch lines come through; torchrun's reports and the processes' tracebacks go to
+    # a file: a user's error is told once, as the step's own, not as every rank's traceback
+    with open(folder / ERRORS, "w") as errors:
+        code = _wait(subprocess.Popen(command, env=env, stderr=errors))
     failure = folder / FAILURE
     if failure.is_file():
         raise _reraised(json.loads(failure.read_text()))
     if code != 0:
-        raise RuntimeError(f"torchrun training {cfg.registered_name} on {cfg.devices} devices exited with {code} "
-                           f"(its output is above)")
+        tail = "\n".join((folder / ERRORS).read_text(errors="replace").splitlines()[-30:])
+        raise RuntimeError(f"torchrun training {cfg.registered_name} on {cfg.devices} devices exited with {code}; "
+                           f"the end of {folder / ERRORS}:\n{tail}")
     reported = json.loads((folder / RESULT).read_text())
     return TrainResult(device=torch.device(reported["device"]), epochs=reported["epochs"],
                        resumed_from_epoch=reported["resumed_from_epoch"], finished=True)
@@ -136,6 +140,8 @@ def main(spec_file: str) -> None:
     spec_path = Path(spec_file)
     spec = json.loads(spec_path.read_text())
     ranks = distributed.from_environment()
+    if ranks.main:  # the run's epochs, as one process would log them
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(message)s", stream=sys.stdout)
     distributed.join(ranks)
     try:
         result = steps.fit_model(Run(**spec["run"]), Path(spec["checkpoints"]), Path(spec["workdir"]), ranks)
@@ -153,6 +159,8 @@ def main(spec_file: str) -> None:
                 json.dump({"rank": ranks.rank, "kind": kind, "message": str(error)}, file)
         except FileExistsError:
             pass
+        if isinstance(error, UserError):
+            sys.exit(1)  # the message reaches the user through the step; a traceback would add nothing
         raise
     finally:
         distributed.leave()
