@@ -7,11 +7,15 @@ augmentation, LayerNorm is per sample) nothing random depends on how a batch is 
 processes of 8 texts with averaged gradients take the same Adam steps as one process of 16,
 up to the order float sums are taken in (~1e-7 relative; a few steps cannot grow that to 1e-4)."""
 
+from pathlib import PurePosixPath
+
 import pytest
+import torch
 
 from flows.pipeline import train_task
 from tests.conftest import make_project, mlflow_client, using_project
 from zooflow import steps
+from zooflow.errors import UserError
 from zooflow.training import checkpoint
 
 SAME = {"params": {"dropout": 0.0}}
@@ -71,3 +75,17 @@ def test_rank_0_checkpoints_and_every_rank_resumes_from_it(runs):
         # alone, find rank 0 gone from the group and fail the step
         assert trained.resumed_from_epoch == saved["epoch"] == 1
         steps.finish(rerun, "FINISHED")
+
+
+def test_a_users_error_in_a_training_process_is_told_once_as_the_steps_own(runs, capfd):
+    root, _, _ = runs
+    with using_project(root):
+        run = steps.start_run(TASK, MODEL, "smoke", overrides={**SAME, "devices": 2, "seed": 7})
+        data = steps.prepare_data(run)
+        folder = steps.checkpoint_dir(run, data.task_md5)
+        folder.mkdir(parents=True)
+        torch.save({"epoch": 1, "payload": PurePosixPath("not a weight")}, folder / checkpoint.LAST)
+        with pytest.raises(UserError, match=f"{folder / checkpoint.LAST}: this checkpoint holds objects"):
+            steps.train(run, data.task_md5)
+        steps.finish(run, "FAILED")
+    assert "Traceback" not in capfd.readouterr().err  # the processes' tracebacks stay in their log file
