@@ -97,7 +97,7 @@ def launch(run: Run, checkpoints: Path, workdir: Path):
         code = _wait(subprocess.Popen(command, env=env, stderr=errors))
     failure = folder / FAILURE
     if failure.is_file():
-        raise _reraised(json.loads(failure.read_text()))
+        raise _reraised(json.loads(failure.read_text()), folder / ERRORS)
     if code != 0:
         tail = "\n".join((folder / ERRORS).read_text(errors="replace").splitlines()[-30:])
         raise RuntimeError(f"torchrun training {cfg.registered_name} on {cfg.devices} devices exited with {code}; "
@@ -122,11 +122,12 @@ def _wait(process: subprocess.Popen) -> int:
         raise
 
 
-def _reraised(failure: dict) -> Exception:
-    """The error a training process wrote, as the step's own: a user's error stays one."""
+def _reraised(failure: dict, errors: Path) -> Exception:
+    """The error a training process wrote, as the step's own: a user's error stays one (a bug
+    names the file that holds its traceback)."""
     kind = {"TrainingDiverged": TrainingDiverged, "UserError": UserError}.get(failure["kind"])
     if kind is None:
-        return RuntimeError(f"rank {failure['rank']}: {failure['kind']}: {failure['message']}")
+        return RuntimeError(f"rank {failure['rank']}: {failure['kind']}: {failure['message']} (traceback: {errors})")
     return kind(failure["message"])
 
 

@@ -132,7 +132,8 @@ def shard(loader: DataLoader, ranks: Ranks, device: torch.device) -> DataLoader:
                       sampler=RankShare(loader.sampler, ranks, device), drop_last=loader.drop_last,
                       collate_fn=loader.collate_fn, num_workers=loader.num_workers, pin_memory=loader.pin_memory,
                       worker_init_fn=loader.worker_init_fn, persistent_workers=loader.persistent_workers,
-                      timeout=loader.timeout)
+                      timeout=loader.timeout, generator=loader.generator, prefetch_factor=loader.prefetch_factor,
+                      multiprocessing_context=loader.multiprocessing_context)
 
 
 def summed(sums: dict[str, float], samples: int, device: torch.device) -> tuple[dict[str, float], int]:
