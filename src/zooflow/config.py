@@ -107,6 +107,12 @@ class RunConfig(Strict):
     lr_poly_power: float = Field(0.9, gt=0, description="poly schedule: the power (PSPNet: 0.9)")
     accumulate_batches: int = Field(1, ge=1, description="sum the gradients of N batches before each update "
                                                          "(a batch N times larger in memory of one)")
+    devices: int = Field(1, ge=1, description="train on N devices: N > 1 runs the training step under torchrun as "
+                                              "DistributedDataParallel, one process per device (each takes "
+                                              "batch_size / N samples per batch; the global batch stays batch_size)")
+    concurrency_limit: str | None = Field(None, description="the Prefect global concurrency limit training takes "
+                                                            "`devices` slots of, so runs queue for the GPUs "
+                                                            "(`prefect gcl create NAME --limit SLOTS`); unset: none")
     params: SerializeAsAny[TaskParams] = Field(
         default_factory=dict, validate_default=True,
         description="the task module's own parameters (tasks/params.py), e.g. input_size or tokenizer")
@@ -133,6 +139,9 @@ class RunConfig(Strict):
             raise ValueError("lr_schedule 'step' needs lr_step_epochs")
         if self.epochs == 0 and self.pretrained == "none":
             raise ValueError("epochs 0 evaluates the pretrained model as it is, but pretrained is 'none'")
+        if self.batch_size % self.devices:
+            raise ValueError(f"batch_size {self.batch_size} does not split evenly over devices {self.devices}: each "
+                             f"device takes batch_size / devices samples, so make batch_size a multiple of devices")
         return self
 
     @model_validator(mode="before")

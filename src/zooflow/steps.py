@@ -130,11 +130,49 @@ def checkpoint_dir(run: Run, task_md5: str) -> Path:
 
 
 def train(run: Run, task_md5: str) -> Trained:
-    """Seed, build, fit (resuming from a checkpoint when one exists); save the weights."""
-    from zooflow.registry.pyfunc import save_context, save_weights
-    from zooflow.training import engine
-    from zooflow.training.device import device_label, seed_everything
+    """Seed, build, fit (resuming from a checkpoint when one exists); save the weights.
 
+    With ``devices: N > 1`` the fit runs in N processes under torchrun (``zooflow.devices``),
+    each calling ``fit_model`` with its ranks; with ``concurrency_limit`` set the step first
+    takes ``devices`` slots of that Prefect global concurrency limit (and waits for them)."""
+    from zooflow import devices
+    from zooflow.training.device import device_label
+
+    cfg = run_config(run)
+    tracker = tracking.RunTracker(run.run_id)
+    claim = ownership.claim_checkpoints(checkpoint_dir(run, task_md5), run.run_id,
+                                        is_finished=lambda owner: tracking.run_status(owner) == "FINISHED")
+    tracker.set_tags({"checkpoint_folder": "shared" if claim.shared_key else "private",
+                      **({"resumed_from_run": claim.previous_owner} if claim.previous_owner else {})})
+    if not claim.shared_key:
+        log.info("another live run is training %s on the same data: this run trains from scratch in its own "
+                 "checkpoint folder", cfg.registered_name)
+    workdir = _workdir(run)
+    with devices.slots(cfg):
+        started = time.perf_counter()
+        if devices.several(cfg):
+            fitted = devices.launch(run, claim.folder, workdir)
+        else:
+            fitted = fit_model(run, claim.folder, workdir)
+        seconds = time.perf_counter() - started
+    device = device_label(fitted.device) if fitted.epochs else promotion_policy.NOT_TRAINED
+    tracker.set_tags({"device": device, "resumed_from_epoch": fitted.resumed_from_epoch,
+                      **({"devices": cfg.devices} if devices.several(cfg) else {})})
+    tracker.log_metrics({"train_seconds": seconds})
+    return Trained(workdir=str(workdir), device=device, train_seconds=round(seconds, 1),
+                   resumed_from_epoch=fitted.resumed_from_epoch)
+
+
+def fit_model(run: Run, checkpoints: Path, workdir: Path, ranks=None):
+    """Seed, build and fit the model of ``run`` in this process (``ranks``: its place among the
+    processes of a run on several devices; None: the only one). The main process logs each
+    epoch to the run and leaves the weights and the run's context in ``workdir``; the engine's
+    ``TrainResult`` is returned."""
+    from zooflow.registry.pyfunc import save_context, save_weights
+    from zooflow.training import distributed, engine
+    from zooflow.training.device import seed_everything
+
+    ranks = ranks or distributed.SINGLE
     task, ctx = _context(run)
     seed_everything(ctx.cfg.seed)
     model = task.build_model(ctx)
@@ -144,24 +182,11 @@ def train(run: Run, task_md5: str) -> Trained:
         tracker.log_metrics(metrics, step=epoch)
         log.info("epoch %d/%d %s", epoch, ctx.cfg.epochs, " ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
 
-    claim = ownership.claim_checkpoints(checkpoint_dir(run, task_md5), run.run_id,
-                                        is_finished=lambda owner: tracking.run_status(owner) == "FINISHED")
-    tracker.set_tags({"checkpoint_folder": "shared" if claim.shared_key else "private",
-                      **({"resumed_from_run": claim.previous_owner} if claim.previous_owner else {})})
-    if not claim.shared_key:
-        log.info("another live run is training %s on the same data: this run trains from scratch in its own "
-                 "checkpoint folder", ctx.cfg.registered_name)
-    started = time.perf_counter()
-    result = engine.fit(task, model, ctx, claim.folder, on_epoch)
-    seconds = time.perf_counter() - started
-    device = device_label(result.device) if result.epochs else promotion_policy.NOT_TRAINED
-    tracker.set_tags({"device": device, "resumed_from_epoch": result.resumed_from_epoch})
-    tracker.log_metrics({"train_seconds": seconds})
-    workdir = _workdir(run)
-    save_weights(model, workdir / "weights.safetensors")
-    save_context(ctx, workdir / "run_context.json")
-    return Trained(workdir=str(workdir), device=device, train_seconds=round(seconds, 1),
-                   resumed_from_epoch=result.resumed_from_epoch)
+    result = engine.fit(task, model, ctx, checkpoints, on_epoch, show_progress=ranks.main, ranks=ranks)
+    if ranks.main:
+        save_weights(model, workdir / "weights.safetensors")
+        save_context(ctx, workdir / "run_context.json")
+    return result
 
 
 def evaluate(run: Run, trained: Trained) -> Evaluation:

@@ -123,3 +123,17 @@ def test_a_nan_loss_in_adversarial_training_stops_and_names_the_loss(tmp_path):
         train(model, Adversarial(steps, lambda scored: {"score": 1.0}), None, image_batches(images, 8),
               steps.optimizers(model), Options(epochs=2, select_metric="score", select_goal="min"), tmp_path,
               show_progress=False)
+
+
+def test_several_devices_refuse_a_gan_by_its_optimisers(tmp_path):
+    from zooflow.errors import UserError
+    from zooflow.training.distributed import Ranks
+
+    images = torch.linspace(-1, 1, 16 * 16 * 16).reshape(16, 1, 16, 16)
+    model = ImageGAN(z_dim=4, image_size=16, width=0.25, attention=False)
+    steps = ImageGanSteps({"generator": 1e-2, "discriminator": 1e-2}, (0.5, 0.999), "bce")
+    task = Adversarial(steps, lambda scored: {"score": 1.0})
+    # refused before joining any process group: no second process is needed to see it
+    with pytest.raises(UserError, match=r"2 optimisers \(generator, discriminator, a GAN\).*devices: 1"):
+        train(model, task, None, image_batches(images, 8), steps.optimizers(model), Options(epochs=1), tmp_path,
+              show_progress=False, ranks=Ranks(rank=0, world=2))

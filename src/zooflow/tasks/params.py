@@ -47,6 +47,7 @@ class SentimentParams(TaskParams):
     max_length: int = Field(256, description="tokens per text (longer ones are cut)")
     min_freq: int = Field(10, description="a word enters the vocabulary at this many training occurrences")
     embedding_dim: int = Field(0, description="Transformer: size of the word vectors (the pretrained file's)")
+    dropout: float = Field(0.1, ge=0, lt=1, description="Transformer: dropout in its blocks (the book's 0.1)")
 
 
 class GanParams(TaskParams):

@@ -127,7 +127,8 @@ class SentimentTask(TaskDefaults):
                 raise ValueError(f"pretrained: {cfg.pretrained} has {vectors.shape[1]}-d vectors but "
                                  f"params.embedding_dim is {cfg.params.embedding_dim}")
         return transformer_models.TransformerClassifier(len(ctx.info["vocab"]), cfg.params.embedding_dim,
-                                                        cfg.params.max_length, classes, vectors=vectors)
+                                                        cfg.params.max_length, classes, dropout=cfg.params.dropout,
+                                                        vectors=vectors)
 
     def serving_packages(self, cfg: RunConfig) -> tuple[str, ...]:
         """BERT's tokenizer comes with transformers; the Transformer's with its tokenizer's package."""

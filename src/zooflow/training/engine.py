@@ -11,7 +11,11 @@ A task supplies batches and a *step* (``training_step`` / ``validation_step``, s
 - validation every ``select_every`` epochs and, when ``select_metric`` is set, keeping the
   weights that scored best on it (not the last);
 - an atomic checkpoint per epoch with every optimiser, scheduler, the RNG state and the best
-  weights so far, so an interrupted run resumes to the same weights as an uninterrupted one.
+  weights so far, so an interrupted run resumes to the same weights as an uninterrupted one;
+- data-parallel training when the run has several processes (``devices: N``, ``Ranks`` from
+  ``training/distributed.py``): the model in DDP, each process on its share of every batch;
+  rank 0 alone validates, selects, checkpoints and reports epochs (every rank resumes from its
+  checkpoint). With one process (the default) there is no process group and nothing changes.
 
 A step returns a loss tensor (the engine updates the weights) or, for models with several
 optimisers that take turns (GANs), no loss: then the step has made its own updates and only
@@ -32,7 +36,7 @@ from torch import nn
 
 from zooflow import interrupts
 from zooflow.errors import TrainingDiverged, UserError
-from zooflow.training import checkpoint
+from zooflow.training import checkpoint, distributed
 from zooflow.training.device import pick_device, restore_rng_state, rng_state
 from zooflow.training.optim import epoch_scheduler
 
@@ -188,9 +192,14 @@ def _limit(loader: Iterable, limit: int | None) -> int:
     return min(count, limit) if limit else count
 
 
+Totals = Callable[[dict[str, float], int], tuple[dict[str, float], int]]
+
+
 def _epoch(step: Callable[[Any, int], Step], loader: Iterable, batches: int, description: str,
-           progress: Progress, on_step: Callable[[Step, int, str], None] | None = None) -> dict[str, float]:
-    """One pass over ``batches`` of ``loader``; the means of the steps' figures."""
+           progress: Progress, on_step: Callable[[Step, int, str], None] | None = None,
+           totals: Totals | None = None) -> dict[str, float]:
+    """One pass over ``batches`` of ``loader``; the means of the steps' figures (``totals``
+    first adds up the sums and samples of every process, when several share the epoch)."""
     sums: dict[str, float] = {}
     samples = 0
     task_id = progress.add_task(description, total=batches)
@@ -214,21 +223,25 @@ def _epoch(step: Callable[[Any, int], Step], loader: Iterable, batches: int, des
         samples += result.samples
         progress.advance(task_id)
     progress.remove_task(task_id)
+    if totals is not None:
+        sums, samples = totals(sums, samples)
     return {key: value / max(samples, 1) for key, value in sums.items()}
 
 
 def train(model: nn.Module, task, ctx, loaders: Loaders, optimizers: dict[str, torch.optim.Optimizer],
           options: Options, checkpoint_dir: Path, *, on_epoch: EpochCallback | None = None,
-          stop_after_epoch: int | None = None, show_progress: bool = True) -> TrainResult:
+          stop_after_epoch: int | None = None, show_progress: bool = True,
+          ranks: distributed.Ranks = distributed.SINGLE) -> TrainResult:
     """Train ``model`` with ``task``'s ``training_step`` (and ``validation_step`` when
     ``loaders.val`` is set; both receive ``ctx``, the run's context), resuming from
-    ``checkpoint_dir`` when it holds a checkpoint.
+    ``checkpoint_dir`` when it holds a checkpoint. ``ranks``: this process's place when several
+    train together (only rank 0 validates, checkpoints and calls ``on_epoch``).
 
     Metrics reach ``on_epoch`` as ``train_<figure>``, ``val_<figure>``, ``lr`` (``lr_<name>`` per
     optimiser when there are several) and, with selection, ``selected_epoch``. At the end the
     selected weights (if any) are loaded into ``model``. ``stop_after_epoch`` ends the call early,
     as an interruption would, once that epoch is checkpointed; the next call resumes."""
-    device = pick_device()
+    device = distributed.device_of(ranks) if ranks.distributed else pick_device()
     use_channels_last = options.channels_last and device.type == "cuda"
     autocast = options.mixed_precision and device.type == "cuda"
     model.to(device)
@@ -255,15 +268,25 @@ def train(model: nn.Module, task, ctx, loaders: Loaders, optimizers: dict[str, t
         result.resumed_from_epoch = start = saved["epoch"]
         start += 1
 
-    train_batches = _limit(loaders.train, options.max_batches)
+    trained, train_loader, totals = model, loaders.train, None
+    if ranks.distributed:
+        distributed.refuse_several_optimizers(optimizers)
+        trained = distributed.wrap(model, device)  # the same parameters; backward averages their gradients
+        train_loader = distributed.shard(loaders.train, ranks, device)
+        totals = lambda sums, samples: distributed.summed(sums, samples, device)  # noqa: E731
+    validating = loaders.val is not None and ranks.main
+
+    train_batches = _limit(train_loader, options.max_batches)
 
     def training_step(batch, index: int) -> Step:
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast):
-            return task.training_step(model, batch, ctx, device, optimizers)
+            return task.training_step(trained, batch, ctx, device, optimizers)
 
     def update(step: Step, index: int, where: str) -> None:
         if step.loss is None:
             updater.refuse_self_updating_step()
+            if ranks.distributed:
+                distributed.refuse_self_updating_step()
         else:
             updater.backward(step.loss, index, train_batches)
         if averaged is not None:
@@ -279,10 +302,10 @@ def train(model: nn.Module, task, ctx, loaders: Loaders, optimizers: dict[str, t
             model.train()
             keep_frozen_batchnorm_in_eval(model)
             with torch.set_grad_enabled(True):
-                metrics = {f"train_{k}": v for k, v in _epoch(training_step, loaders.train, train_batches,
+                metrics = {f"train_{k}": v for k, v in _epoch(training_step, train_loader, train_batches,
                                                               f"epoch {epoch}/{options.epochs} train", progress,
-                                                              update).items()}
-            if loaders.val is not None and (epoch % options.select_every == 0 or epoch == options.epochs):
+                                                              update, totals).items()}
+            if validating and (epoch % options.select_every == 0 or epoch == options.epochs):
                 scored.eval()
                 with torch.no_grad():
                     scores = _epoch(validation_step, loaders.val, _limit(loaders.val, options.max_batches),
@@ -296,13 +319,15 @@ def train(model: nn.Module, task, ctx, loaders: Loaders, optimizers: dict[str, t
             if options.select_metric is not None:
                 metrics["selected_epoch"] = float(selection.best["epoch"] or 0)
             result.history.append({"epoch": epoch, **metrics})
-            checkpoint.save(checkpoint_dir, {"model": model.state_dict(), "epoch": epoch, "rng": rng_state(),
-                                             "optimizers": {n: o.state_dict() for n, o in optimizers.items()},
-                                             "schedulers": {n: s.state_dict() for n, s in schedulers.items()},
-                                             "history": result.history, "best": selection.best,
-                                             **({"averaged": averaged.state_dict()} if averaged is not None else {})})
-            if on_epoch:
-                on_epoch(epoch, metrics)
+            if ranks.main:  # the others only train: rank 0's checkpoint and figures are the run's
+                checkpoint.save(checkpoint_dir, {"model": model.state_dict(), "epoch": epoch, "rng": rng_state(),
+                                                 "optimizers": {n: o.state_dict() for n, o in optimizers.items()},
+                                                 "schedulers": {n: s.state_dict() for n, s in schedulers.items()},
+                                                 "history": result.history, "best": selection.best,
+                                                 **({"averaged": averaged.state_dict()} if averaged is not None
+                                                    else {})})
+                if on_epoch:
+                    on_epoch(epoch, metrics)
             if stop_after_epoch is not None and stop_after_epoch <= epoch < options.epochs:
                 return result
     if selection.best["state"] is not None:
@@ -316,10 +341,12 @@ def train(model: nn.Module, task, ctx, loaders: Loaders, optimizers: dict[str, t
 
 
 def fit(task, model: nn.Module, ctx, checkpoint_dir: Path, on_epoch: EpochCallback | None = None,
-        stop_after_epoch: int | None = None, show_progress: bool = True) -> TrainResult:
+        stop_after_epoch: int | None = None, show_progress: bool = True,
+        ranks: distributed.Ranks = distributed.SINGLE) -> TrainResult:
     """Train ``model`` for the run of ``ctx`` with the task's loaders, optimisers and steps, then
     let the task finish the model (``after_training``, e.g. an anomaly threshold picked on
-    validation data). ``epochs: 0`` trains nothing: the model is evaluated as built (pretrained)."""
+    validation data; rank 0's job when several processes train). ``epochs: 0`` trains nothing:
+    the model is evaluated as built (pretrained)."""
     options = Options.from_config(ctx.cfg, task)
     if options.epochs == 0:
         device = pick_device()
@@ -327,10 +354,11 @@ def fit(task, model: nn.Module, ctx, checkpoint_dir: Path, on_epoch: EpochCallba
         task.after_training(model, ctx)
         return TrainResult(device=device, epochs=0, finished=True)
     loaders = task.loaders(ctx)
-    model.to(pick_device())  # optimisers are built on the parameters where they will live
+    # optimisers are built on the parameters where they will live
+    model.to(distributed.device_of(ranks) if ranks.distributed else pick_device())
     result = train(model, task, ctx, loaders, task.optimizers(model, ctx), options, checkpoint_dir, on_epoch=on_epoch,
-                   stop_after_epoch=stop_after_epoch, show_progress=show_progress)
-    if result.finished:
+                   stop_after_epoch=stop_after_epoch, show_progress=show_progress, ranks=ranks)
+    if result.finished and ranks.main:
         task.after_training(model, ctx)
     return result
 
