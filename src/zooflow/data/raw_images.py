@@ -19,8 +19,9 @@ COLUMN = "image"  # the DataFrame column a served image model reads
 # Bytes made only of base64 characters: no file format a served model takes starts like that
 # (JPEG, PNG, GIF, WebP, BMP, TIFF; mp4/mov, Matroska/WebM, AVI all open with binary magic), so
 # such bytes are base64 text, not a file. Line breaks are allowed: `base64` without -w0, Python's
-# base64.encodebytes (and this project's own mask/image answers) wrap every 76 characters.
-_BASE64_BYTES = re.compile(rb"[A-Za-z0-9+/_\-\s]+={0,2}\s*")
+# base64.encodebytes (and this project's own mask/image answers) wrap every 76 characters. Spaces
+# are not: a short text file ("not a video") is a file the model refuses by name, not base64.
+_BASE64_BYTES = re.compile(rb"[A-Za-z0-9+/_\-\r\n]+={0,2}[\r\n]*")
 
 
 def image_items(raw) -> list:
