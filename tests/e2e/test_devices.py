@@ -18,6 +18,9 @@ from zooflow import steps
 from zooflow.errors import UserError
 from zooflow.training import checkpoint
 
+# Long (torchrun with two gloo processes, several pipeline runs): marked, and kept in `make test`.
+pytestmark = pytest.mark.slow
+
 SAME = {"params": {"dropout": 0.0}}
 TASK, MODEL = "sentiment", "transformer"
 

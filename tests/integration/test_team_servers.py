@@ -24,6 +24,9 @@ from tests.cli import assert_one_clear_message
 from tests.conftest import make_project
 from tests.servers import free_port
 
+# Long (real PostgreSQL, MLflow and Prefect servers, four pipeline runs): marked, and kept in `make test`.
+pytestmark = pytest.mark.slow
+
 NAME = "classification-vgg16-transfer"
 RUN = ("run", "classification", "--model", "vgg16-transfer", "--profile", "smoke")
 
