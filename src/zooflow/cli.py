@@ -308,7 +308,7 @@ app.add_typer(server_app, name="server")
 
 
 @server_app.command("up")
-def server_up(host: str = typer.Option("127.0.0.1", "--host", help="the address the servers listen on"),
+def server_up(host: str = typer.Option("127.0.0.1", "--host", help="where MLflow and Prefect listen (PostgreSQL: 127.0.0.1 only)"),
               postgres_port: int = typer.Option(5433, "--postgres-port"),
               mlflow_port: int = typer.Option(5000, "--mlflow-port"),
               prefect_port: int = typer.Option(4200, "--prefect-port"),
@@ -317,6 +317,10 @@ def server_up(host: str = typer.Option("127.0.0.1", "--host", help="the address 
     running after this command, their data in .zooflow/server/), then print what to export."""
     from zooflow.team import stack
 
+    if not auth and not _loopback(host):
+        # PostgreSQL stays on 127.0.0.1 whatever --host says; the MLflow and Prefect APIs do not
+        console.print(f"zooflow: warning: without --auth anyone who reaches {host} can change every model and "
+                      f"its aliases", markup=False, highlight=False)
     state = stack.up(host, stack.Ports(postgres_port, mlflow_port, prefect_port), auth)
     for service in stack.status():
         console.print(f"{service.name:<11} {service.url}  {'answering' if service.answering else 'NOT answering'}",
@@ -324,6 +328,15 @@ def server_up(host: str = typer.Option("127.0.0.1", "--host", help="the address 
     console.print("Work against them (each team member, each shell):", markup=False, highlight=False)
     for line in stack.exports(state):
         print(f"  {line}")  # whole lines, never folded: they are copied into a shell
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name
+        return host == "localhost"
 
 
 @server_app.command("down")

@@ -190,7 +190,7 @@ def _champion(url: str, admin: tuple[str, str]) -> str:
     return next(a["version"] for a in model["aliases"] if a["alias"] == "champion")
 
 
-def test_a_taken_port_starts_nothing(tmp_path):
+def test_a_taken_port_starts_nothing_and_an_open_address_is_warned_of(tmp_path):
     top = Path(tempfile.mkdtemp(prefix="zooflow-team-"))
     top.chmod(0o755)
     root = top / "c"
@@ -201,9 +201,10 @@ def test_a_taken_port_starts_nothing(tmp_path):
             taken.bind(("127.0.0.1", 0))
             taken.listen()
             port = taken.getsockname()[1]
-            code, output = zooflow(root, "server", "up", "--postgres-port", str(free_port()), "--mlflow-port",
-                                   str(port), "--prefect-port", str(free_port()))
+            code, output = zooflow(root, "server", "up", "--host", "0.0.0.0", "--postgres-port", str(free_port()),
+                                   "--mlflow-port", str(port), "--prefect-port", str(free_port()))
         assert code == 1 and f"port {port}" in output, output
+        assert "without --auth anyone who reaches 0.0.0.0" in output  # an open registry is said out loud
         assert_one_clear_message(output, "mlflow")
         assert not (root / ".zooflow" / "server" / "postgres" / "data").exists()
         code, output = zooflow(root, "server", "status")
