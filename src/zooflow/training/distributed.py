@@ -95,10 +95,24 @@ def refuse_self_updating_step() -> None:
 
 
 def wrap(model: nn.Module, device: torch.device) -> nn.Module:
-    """``model`` in ``DistributedDataParallel`` (the same parameters; rank 0's are broadcast)."""
+    """``model`` in ``DistributedDataParallel`` (the same parameters; rank 0's are broadcast),
+    its batch norms synchronised first on GPUs (``synced_batch_norm``)."""
     from torch.nn.parallel import DistributedDataParallel
 
-    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    return DistributedDataParallel(synced_batch_norm(model, device),
+                                   device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def synced_batch_norm(model: nn.Module, device: torch.device) -> nn.Module:
+    """On GPUs, every batch norm of ``model`` becomes a ``SyncBatchNorm``, in place: its
+    statistics are then those of the global batch, as with one process (a per-rank batch of 2
+    would otherwise normalise over 2 samples; PSPNet's pooled 1x1 branch cannot train on 1).
+    The parameters and buffers stay the same objects under the same names, so the optimisers,
+    checkpoints and saved weights are unchanged. PyTorch synchronises batch norms over GPUs only:
+    CPU processes (gloo) keep their own, per-rank statistics."""
+    if device.type != "cuda":
+        return model
+    return nn.SyncBatchNorm.convert_sync_batchnorm(model)
 
 
 class RankShare(Sampler[int]):
