@@ -156,3 +156,17 @@ def test_a_select_metric_the_task_does_not_report_is_named(tmp_path):
 
     with pytest.raises(UserError, match="select_metric 'auroc' is not a validation figure.*accuracy, loss"):
         _fit(tmp_path, select_metric="auroc")
+
+
+def test_a_batch_norm_given_one_sample_stops_with_what_to_change(tmp_path):
+    """Torch's own ValueError from deep inside the model becomes one message naming the epoch,
+    the batch and the batch size to raise."""
+    from zooflow.errors import UserError
+
+    loader = separable_points(batch_size=1)
+    model = nn.Sequential(nn.Linear(2, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(UserError, match=r"epoch 1, batch 1: a batch norm layer cannot train on one sample.*"
+                                        r"batch_size 1.*raise batch_size"):
+        train(model, Points(), None, Loaders(loader, None), {"model": optimizer}, Options(epochs=1), tmp_path,
+              show_progress=False)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Sampler
 
 from zooflow.errors import UserError
@@ -97,10 +98,21 @@ def refuse_self_updating_step() -> None:
 def wrap(model: nn.Module, device: torch.device) -> nn.Module:
     """``model`` in ``DistributedDataParallel`` (the same parameters; rank 0's are broadcast),
     its batch norms synchronised first on GPUs (``synced_batch_norm``)."""
-    from torch.nn.parallel import DistributedDataParallel
+    return _DataParallel(synced_batch_norm(model, device), device_ids=[device.index] if device.type == "cuda" else None)
 
-    return DistributedDataParallel(synced_batch_norm(model, device),
-                                   device_ids=[device.index] if device.type == "cuda" else None)
+
+class _DataParallel(DistributedDataParallel):
+    """DDP through which a task's step still reads its model's own attributes (SSD's default
+    boxes, ``model.priors``), as it does on the bare model: the forward pass goes through DDP
+    (which prepares the gradients' averaging), an attribute DDP lacks comes from the model."""
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name == "module":  # not set yet (inside DDP's own __init__)
+                raise
+            return getattr(self.module, name)
 
 
 def synced_batch_norm(model: nn.Module, device: torch.device) -> nn.Module:

@@ -228,6 +228,20 @@ def _epoch(step: Callable[[Any, int], Step], loader: Iterable, batches: int, des
     return {key: value / max(samples, 1) for key, value in sums.items()}
 
 
+# What torch's batch norm says when a training batch holds one sample (per channel, one value).
+_BATCH_NORM_ON_ONE_SAMPLE = "Expected more than 1 value per channel when training"
+
+
+def one_sample_batch_norm(batch_size: int | None, ranks: distributed.Ranks, where: str) -> str:
+    """Why a batch norm stopped training, and what to change: its batch had one sample."""
+    if ranks.distributed:
+        share = f"each of the {ranks.world} devices trains on batch_size / devices = {batch_size} sample(s)"
+    else:
+        share = f"the batch held one sample (batch_size {batch_size}, or the epoch's last, partial batch)"
+    return (f"{where}: a batch norm layer cannot train on one sample, and {share}; raise batch_size (GPUs "
+            f"synchronise batch norms over devices, CPU processes do not)")
+
+
 def train(model: nn.Module, task, ctx, loaders: Loaders, optimizers: dict[str, torch.optim.Optimizer],
           options: Options, checkpoint_dir: Path, *, on_epoch: EpochCallback | None = None,
           stop_after_epoch: int | None = None, show_progress: bool = True,
@@ -280,7 +294,13 @@ def train(model: nn.Module, task, ctx, loaders: Loaders, optimizers: dict[str, t
 
     def training_step(batch, index: int) -> Step:
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast):
-            return task.training_step(trained, batch, ctx, device, optimizers)
+            try:
+                return task.training_step(trained, batch, ctx, device, optimizers)
+            except ValueError as error:
+                if _BATCH_NORM_ON_ONE_SAMPLE not in str(error):
+                    raise
+                raise UserError(one_sample_batch_norm(getattr(train_loader, "batch_size", None), ranks,
+                                                      f"epoch {epoch}, batch {index + 1}")) from None
 
     def update(step: Step, index: int, where: str) -> None:
         if step.loss is None:
