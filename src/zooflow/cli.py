@@ -462,6 +462,8 @@ def _promotion_log(name: str | None) -> None:
     for row in promotion_log(name):
         when = dt.datetime.fromtimestamp(row["when"] / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
         metrics = ", ".join(f"{key} {value:.4f}" for key, value in sorted(json.loads(row["metrics"]).items()))
+        if row["account"] and row["account"] != row["who"]:  # a reviewer named by an account that is not theirs
+            row = {**row, "who": f"{row['who']} (account {row['account']})"}
         table.add_row(when, *(row[c] for c in columns), metrics, row["reason"])
     console.print(table)
 

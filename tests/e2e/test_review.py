@@ -11,7 +11,7 @@ import yaml
 from flows.pipeline import train_task
 from tests.cli import assert_one_clear_message, run_cli
 from tests.conftest import make_project, mlflow_client as client, using_project
-from zooflow.registry import versions
+from zooflow.registry import tracking, versions
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,10 @@ def test_approve_makes_it_champion_and_the_log_names_the_reviewer(project, monke
     assert (champion.tags["review.decision"], champion.tags["review.reviewer"]) == ("approved", "Ana Reviewer")
     row = versions.promotion_log(name)[0]
     assert (row["kind"], row["who"], row["alias"]) == ("review", "Ana Reviewer", "champion")
+    assert row["account"] == champion.tags["review.account"] == tracking.who()  # the name is declared, this is not
     assert "card read" in row["reason"]
+    code, output = run_cli("history", name)
+    assert code == 0 and f"Ana Reviewer (account {tracking.who()})" in " ".join(output.split()), output
     code, output = run_cli("review", name, "1", "--reject", "--comment", "again")
     assert code == 1
     assert_one_clear_message(output, "v1 was already approved by Ana Reviewer")

@@ -183,6 +183,9 @@ def test_a_user_without_permission_cannot_move_the_alias_and_the_log_names_who_d
     assert _champion(url, admin) == other
     code, history = zooflow(clients[1], "log", NAME, env=bob)
     assert code == 0 and "bob" in history, history
+    rows = rest(url, "/api/2.0/mlflow/runs/search", *admin, body={"experiment_ids": [log["experiment"]["experiment_id"]],
+                                                                 "order_by": ["attributes.start_time DESC"]})["runs"]
+    assert (_run_tag(rows[0], "who"), _run_tag(rows[0], "account"), _run_tag(rows[0], "version")) == ("bob", "bob", other)
 
 
 def _champion(url: str, admin: tuple[str, str]) -> str:

@@ -50,7 +50,8 @@ def review(name: str, version: str, approve: bool, comment: str, reviewer: str |
         if not approve:
             versions.drop_alias(ref, versions.CANDIDATE)
         alias = versions.CHAMPION if approve else ""
-        versions.tag_version(ref, {"review.decision": decision, "review.reviewer": who, "review.comment": comment,
+        versions.tag_version(ref, {"review.decision": decision, "review.reviewer": who,
+                                   "review.account": tracking.who(), "review.comment": comment,
                                    "promotion.decision": alias or "rejected"})
         versions.log_decision(ref, alias or "rejected", previous, f"review: {decision} by {who}: {comment}", {},
                               kind="review", who=who)

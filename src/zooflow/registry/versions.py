@@ -219,6 +219,9 @@ def log_decision(ref: VersionRef, alias: str, previous: VersionRef | None, reaso
     run = client.create_run(tracking.experiment_id(PROMOTION_LOG), run_name=f"{ref.name} v{ref.version} -> {alias}",
                             tags={"model": ref.name, "version": ref.version, "alias": alias, "kind": kind,
                                   "who": who or tracking.who(), "from_version": previous.version if previous else "",
+                                  # the account that made the change (a reviewer's name is declared;
+                                  # this is what the tracking server authenticated, or the OS user)
+                                  "account": tracking.who(),
                                   "reason": reason[:4900]})
     for key, value in metrics.items():
         client.log_metric(run.info.run_id, key, float(value))
@@ -236,7 +239,7 @@ def promotion_log(name: str | None = None) -> list[dict]:
     runs = mlflow.search_runs([experiment], filter_string=f"tags.model = '{name}'" if name else "",
                               order_by=["attributes.start_time DESC"], output_format="list")
     return [{"when": run.info.start_time, **{k: run.data.tags.get(k, "") for k in
-             ("model", "version", "alias", "kind", "who", "from_version", "reason")},
+             ("model", "version", "alias", "kind", "who", "account", "from_version", "reason")},
              "metrics": json.dumps(run.data.metrics)} for run in runs]
 
 
