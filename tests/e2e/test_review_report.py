@@ -21,7 +21,7 @@ from PIL import Image
 from flows.pipeline import train_task
 from tests.cli import assert_one_clear_message, run_cli
 from tests.conftest import make_project, mlflow_client as client, using_project
-from zooflow.registry import versions
+from zooflow.registry import tracking, versions
 from zooflow.registry.review import review
 
 MODEL = "vgg16-transfer"
@@ -187,5 +187,7 @@ def test_history_lists_every_decision_with_the_reviewer(cli_project):
     kinds = [line.split("│")[4].strip() for line in rows]
     assert kinds == ["policy", "review", "policy"]  # v2 by policy, v1 approved, v1 by policy: newest first
     review_row = rows[1].split("│")
-    assert (review_row[2].strip(), review_row[3].strip(), review_row[5].strip()) == ("1", "champion", "Ana Reviewer")
+    # the declared reviewer, and the account that sent the review (this machine's user here)
+    assert (review_row[2].strip(), review_row[3].strip(), review_row[5].strip()) == \
+        ("1", "champion", f"Ana Reviewer (account {tracking.who()})")
     assert "accuracy" in rows[0]  # the policy row's metrics
