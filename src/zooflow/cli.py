@@ -564,26 +564,17 @@ def ui(port: int = 5000) -> None:
     if _served_ui(uri):
         console.print(f"This project tracks to a server: {_ui_hint(uri)}", markup=False, highlight=False)
         return
-    _require_free_port(port)  # mlflow ui logs "Address already in use" and still exits 0
+    from zooflow import ports
+
+    # mlflow ui logs "Address already in use" and still exits 0
+    ports.require_free("127.0.0.1", port, "the MLflow UI", "another UI or server is running there; choose another "
+                       "with --port")
     done = subprocess.run([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
                            "--host", "127.0.0.1", "--port", str(port)], check=False)
     if done.returncode not in _STOPPED:
         console.print(f"zooflow: the MLflow UI on {uri} stopped with status {done.returncode} (its message is "
                       "above)", markup=False, highlight=False)
         raise typer.Exit(done.returncode)
-
-
-def _require_free_port(port: int) -> None:
-    import socket
-
-    from zooflow.errors import UserError
-
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError as error:
-            raise UserError(f"port {port} on 127.0.0.1 is taken ({error.strerror}): another UI or server is "
-                            f"running there; choose another with --port") from None
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:

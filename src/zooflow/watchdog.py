@@ -68,19 +68,25 @@ def descendants(root: int, table: dict[int, tuple[int, str]] | None = None) -> d
     return found
 
 
-def _still(pid: int, started: str) -> bool:
-    return start_time(pid) == started
+def still_running(pid: int, started: str) -> bool:
+    """Whether the process that (pid, start time) names still runs: not ended, not replaced by
+    another process under a recycled pid, and no zombie (an ended child not yet reaped)."""
+    try:
+        fields = _stat_fields(pid)
+    except OSError:
+        return False
+    return fields[19] == started and fields[0] != "Z"
 
 
 def _terminate(noted: dict[int, str]) -> None:
     for pid, started in noted.items():
-        if _still(pid, started):
+        if still_running(pid, started):
             os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + GRACE_SECONDS
-    while time.monotonic() < deadline and any(_still(p, s) for p, s in noted.items()):
+    while time.monotonic() < deadline and any(still_running(p, s) for p, s in noted.items()):
         time.sleep(0.1)
     for pid, started in noted.items():
-        if _still(pid, started):
+        if still_running(pid, started):
             os.kill(pid, signal.SIGKILL)
 
 
@@ -95,7 +101,7 @@ def guard(parent: int, pipe_fd: int) -> None:
         current = descendants(parent)
         current.pop(me, None)
         noted.update(current)
-        noted = {pid: started for pid, started in noted.items() if _still(pid, started)}
+        noted = {pid: started for pid, started in noted.items() if still_running(pid, started)}
     _terminate(noted)
 
 

@@ -70,7 +70,7 @@ def test_a_signal_stops_training_cleanly_and_the_rerun_resumes(slow_project, pre
 
 
 def _alive(pid: int, started: str) -> bool:
-    return watchdog._still(pid, started)
+    return watchdog.still_running(pid, started)
 
 
 def test_kill_9_takes_the_prefect_server_along_and_the_next_run_marks_the_dead_run(slow_project, prefect_server,

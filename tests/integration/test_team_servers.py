@@ -98,6 +98,13 @@ def test_server_up_prints_the_exports_and_keeps_secrets_private(team):
     pids = json.loads((folder / "state.json").read_text())["pids"]
     code, again = zooflow(clients[0], "server", "up", "--auth", *_ports_of(folder))
     assert code == 0 and json.loads((folder / "state.json").read_text())["pids"] == pids, again
+    # down and at once up again: the ports' closed connections (TIME_WAIT) do not count as taken
+    assert zooflow(clients[0], "server", "down")[0] == 0
+    assert zooflow(clients[0], "server", "status")[0] == 1
+    code, again = zooflow(clients[0], "server", "up", "--auth", *_ports_of(folder))
+    assert code == 0 and json.loads((folder / "state.json").read_text())["pids"] != pids, again
+    code, status = zooflow(clients[0], "server", "status")
+    assert code == 0 and status.count("answering") == 3, status
 
 
 def _ports_of(folder: Path) -> list[str]:

@@ -126,7 +126,7 @@ def start(cluster: Cluster) -> None:
     """Start the server on 127.0.0.1:``port`` and wait until it takes connections."""
     if running(cluster):
         return
-    _give_to_server_account(cluster)
+    # no chown here: `init` gave the folder to the server account, which made everything in it
     options = f"-p {cluster.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''"
     _run(cluster, "pg_ctl", "-D", str(cluster.data), "-l", str(cluster.log), "-w", "-t", "120", "-o", options, "start")
 

@@ -15,7 +15,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,8 +23,9 @@ import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from zooflow import settings
+from zooflow import settings, watchdog
 from zooflow.errors import UserError
+from zooflow.ports import require_free
 from zooflow.team import postgres
 
 STARTUP_SECONDS = 240  # first start migrates both schemas: ~10-20 s each on 2 cores, more under load
@@ -46,7 +46,9 @@ class State:
     host: str = "127.0.0.1"
     ports: Ports = field(default_factory=Ports)
     auth: bool = False
-    pids: dict[str, int] = field(default_factory=dict)
+    # name -> (pid, start time): the pair names one process for good (a pid is recycled), so a
+    # stale state file never makes `down` signal somebody else's process
+    pids: dict[str, tuple[int, str]] = field(default_factory=dict)
 
     @property
     def mlflow_url(self) -> str:
@@ -66,7 +68,8 @@ def _load_state() -> State | None:
     if not path.exists():
         return None
     raw = json.loads(path.read_text())
-    return State(host=raw["host"], ports=Ports(**raw["ports"]), auth=raw["auth"], pids=raw["pids"])
+    return State(host=raw["host"], ports=Ports(**raw["ports"]), auth=raw["auth"],
+                 pids={name: tuple(process) for name, process in raw["pids"].items()})
 
 
 def _save_state(state: State) -> None:
@@ -106,29 +109,8 @@ def _health(state: State) -> dict[str, str]:
     return {"mlflow": f"{state.mlflow_url}/health", "prefect": f"{state.prefect_url}/health"}
 
 
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie (our own exited child) is not alive
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
-        return True
-
-
-def _require_free(host: str, port: int, what: str) -> None:
-    with socket.socket() as probe:
-        try:
-            probe.bind((host, port))
-        except OSError as error:
-            raise UserError(f"port {port} on {host} is taken ({error.strerror}), so {what} cannot listen there: "
-                            f"stop what runs there or choose another port (zooflow server up --help)") from None
+def _alive(process: tuple[int, str] | None) -> bool:
+    return process is not None and watchdog.still_running(*process)
 
 
 def _auth_config(state: State, cluster: postgres.Cluster) -> Path:
@@ -155,16 +137,16 @@ def _tool_environment(extra: dict[str, str]) -> dict[str, str]:
     return {**environment, **extra}
 
 
-def _launch(name: str, command: list[str], environment: dict[str, str]) -> int:
+def _launch(name: str, command: list[str], environment: dict[str, str]) -> tuple[int, str]:
     logs = home() / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     with open(logs / f"{name}.log", "ab") as log:
         process = subprocess.Popen(command, env=_tool_environment(environment), stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, cwd=home(), start_new_session=True)
-    return process.pid
+    return process.pid, watchdog.start_time(process.pid)
 
 
-def _start_mlflow(state: State, cluster: postgres.Cluster) -> int:
+def _start_mlflow(state: State, cluster: postgres.Cluster) -> tuple[int, str]:
     postgres.ensure_database(cluster, "mlflow")
     artifacts = home() / "mlflow-artifacts"
     artifacts.mkdir(parents=True, exist_ok=True)
@@ -181,7 +163,7 @@ def _start_mlflow(state: State, cluster: postgres.Cluster) -> int:
     return _launch("mlflow", command, environment)
 
 
-def _start_prefect(state: State, cluster: postgres.Cluster) -> int:
+def _start_prefect(state: State, cluster: postgres.Cluster) -> tuple[int, str]:
     postgres.ensure_database(cluster, "prefect")
     environment = {"PREFECT_API_DATABASE_CONNECTION_URL": cluster.url("prefect", "asyncpg"),
                    "PREFECT_HOME": str(home() / "prefect-home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -195,7 +177,7 @@ def up(host: str = "127.0.0.1", ports: Ports | None = None, auth: bool = False) 
     answers. Settings of a running set are kept: ``down`` first to change ports or auth."""
     known = _load_state()
     wanted = State(host=host, ports=ports or Ports(), auth=auth)
-    if known and any(_alive(pid) for pid in known.pids.values()):
+    if known and any(_alive(process) for process in known.pids.values()):
         if (known.host, asdict(known.ports), known.auth) != (wanted.host, asdict(wanted.ports), wanted.auth):
             raise UserError(f"the team servers already run with other settings (host {known.host}, ports "
                             f"{asdict(known.ports)}, auth {known.auth}): `zooflow server down` first")
@@ -208,14 +190,14 @@ def up(host: str = "127.0.0.1", ports: Ports | None = None, auth: bool = False) 
     database_down = not postgres.running(cluster)
     # Every port is checked before anything starts: a taken one leaves nothing half-started.
     for name in (["postgres"] if database_down else []) + missing:
-        _require_free(state.host, getattr(state.ports, name), f"the {name} server")
+        require_free(state.host, getattr(state.ports, name), f"the {name} server",
+                     "stop what runs there or choose another port (zooflow server up --help)")
     if database_down:
         postgres.init(cluster)
         postgres.start(cluster)
     for name in missing:
         state.pids[name] = starters[name](state, cluster)
-        _save_state(state)
-    _save_state(state)
+        _save_state(state)  # at once: a failure while the next one starts must leave this one findable
     _wait_until_answering(state)
     return state
 
@@ -235,17 +217,18 @@ def _wait_until_answering(state: State) -> None:
         time.sleep(0.5)
 
 
-def _terminate(pid: int | None, timeout: float = 30) -> None:
-    if not _alive(pid):
+def _terminate(process: tuple[int, str] | None, timeout: float = 30) -> None:
+    if not _alive(process):
         return
+    pid = process[0]
     try:
         os.killpg(pid, signal.SIGTERM)  # the server and the workers it started (its own session)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + timeout
-    while _alive(pid) and time.monotonic() < deadline:
+    while _alive(process) and time.monotonic() < deadline:
         time.sleep(0.2)
-    if _alive(pid):
+    if _alive(process):
         os.killpg(pid, signal.SIGKILL)
 
 
@@ -276,8 +259,9 @@ def status() -> list[Service]:
     cluster = _cluster(state)
     rows = [Service("postgresql", f"postgresql://127.0.0.1:{state.ports.postgres}", None, postgres.running(cluster))]
     for name, url in (("mlflow", state.mlflow_url), ("prefect", state.prefect_url)):
-        pid = state.pids.get(name)
-        rows.append(Service(name, url, pid, _alive(pid) and _answers(_health(state)[name])))
+        process = state.pids.get(name)
+        rows.append(Service(name, url, process[0] if process else None,
+                            _alive(process) and _answers(_health(state)[name])))
     return rows
 
 
