@@ -629,8 +629,9 @@ def main() -> None:
             raise
         from zooflow.registry.tracking import refusal
 
-        if refusal(error):  # a team server said no: not a bug
-            _say_error("not allowed", refusal(error))
+        refused = refusal(error)
+        if refused:  # a team server said no: not a bug
+            _say_error("not allowed", refused)
             raise SystemExit(1) from None
         _say_error("internal error", f"{type(error).__name__}: {error}\n"
                    "This is a bug in zooflow, not in your input. Rerun with --debug for the traceback.")

@@ -61,8 +61,9 @@ def _open_store(uri: str) -> None:
         try:  # /health answers anyone; a server with users refuses a wrong password here, before a run starts
             MlflowClient().search_experiments(max_results=1)
         except MlflowException as error:
-            if refusal(error):
-                raise StoreUnavailable(refusal(error)) from None
+            refused = refusal(error)
+            if refused:
+                raise StoreUnavailable(refused) from None
             raise
 
 

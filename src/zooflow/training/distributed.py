@@ -30,6 +30,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Sampler
 
 from zooflow.errors import UserError
+from zooflow.training.device import pick_device
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,10 @@ def from_environment() -> Ranks:
 
 
 def device_of(ranks: Ranks) -> torch.device:
-    """The process's device: GPU number ``local_rank`` when CUDA is present, else the CPU."""
+    """The process's device: GPU number ``local_rank`` when CUDA is present, else the CPU; a
+    run's only process takes ``pick_device()`` (as it always did)."""
+    if not ranks.distributed:
+        return pick_device()
     if torch.cuda.is_available():
         return torch.device("cuda", ranks.local_rank)
     return torch.device("cpu")

@@ -255,7 +255,7 @@ def train(model: nn.Module, task, ctx, loaders: Loaders, optimizers: dict[str, t
     optimiser when there are several) and, with selection, ``selected_epoch``. At the end the
     selected weights (if any) are loaded into ``model``. ``stop_after_epoch`` ends the call early,
     as an interruption would, once that epoch is checkpointed; the next call resumes."""
-    device = distributed.device_of(ranks) if ranks.distributed else pick_device()
+    device = distributed.device_of(ranks)
     use_channels_last = options.channels_last and device.type == "cuda"
     autocast = options.mixed_precision and device.type == "cuda"
     model.to(device)
@@ -375,7 +375,7 @@ def fit(task, model: nn.Module, ctx, checkpoint_dir: Path, on_epoch: EpochCallba
         return TrainResult(device=device, epochs=0, finished=True)
     loaders = task.loaders(ctx)
     # optimisers are built on the parameters where they will live
-    model.to(distributed.device_of(ranks) if ranks.distributed else pick_device())
+    model.to(distributed.device_of(ranks))
     result = train(model, task, ctx, loaders, task.optimizers(model, ctx), options, checkpoint_dir, on_epoch=on_epoch,
                    stop_after_epoch=stop_after_epoch, show_progress=show_progress, ranks=ranks)
     if result.finished and ranks.main:
